@@ -1,0 +1,12 @@
+"""Source adapters, one module each, registered by name in a plain dict."""
+
+from data_generation.sources.base import Source, SourceStats
+from data_generation.sources.codealpaca import CodeAlpacaSource
+from data_generation.sources.codecontests import CodeContestsSource
+
+SOURCES: dict[str, type[Source]] = {
+    CodeAlpacaSource.name: CodeAlpacaSource,
+    CodeContestsSource.name: CodeContestsSource,
+}
+
+__all__ = ["SOURCES", "Source", "SourceStats"]
