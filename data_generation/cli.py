@@ -15,28 +15,55 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from data_generation import merge
+from data_generation import merge, near_dedup
 from data_generation.io import DataError, atomic_path, write_records
+from data_generation.journal import Journal
 from data_generation.provenance import package_versions
 from data_generation.sources import SOURCES, Source, SourceStats
+from data_generation.teacher.base import TeacherError
 
 log = logging.getLogger("data_generation")
 
 # Dataset steps that are not sources: name -> (add_arguments, run). Each run returns an exit code.
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "merge": (merge.add_arguments, merge.run),
+    "near-dedup": (near_dedup.add_arguments, near_dedup.run),
 }
 
 
 def run_source(source: Source, output: Path) -> SourceStats:
-    """Stream a source into `output` (atomically) and write its manifest beside it."""
+    """Stream a source into `output` and write its manifest beside it.
+
+    Most sources are quick and rewrite their output atomically. A `resumable` source (LLM-driven,
+    hours long) appends to a journal instead and, on a re-run, continues after what it holds.
+    """
     stats = SourceStats()
-    write_records(source.records(stats), output)
+    if getattr(source, "resumable", False):
+        extra = _append_resumable(source, output, stats)
+    else:
+        write_records(source.records(stats), output)
+        extra = {}
     manifest = {"source": source.name, "config": source.config(), "output": str(output),
-                "counts": stats.to_dict(), "versions": package_versions()}
+                "counts": stats.to_dict(), **extra, "versions": package_versions()}
     with atomic_path(f"{output}.manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return stats
+
+
+def _append_resumable(source, output: Path, stats: SourceStats) -> dict:
+    """Resume from the journal at `output`, append each finished batch; manifest extras back."""
+    with Journal.open(output, source.name) as journal:
+        try:
+            keep = source.resume(journal.records)
+        except ValueError as exc:
+            raise DataError(output, None, str(exc)) from None
+        journal.rewind(keep)
+        try:
+            for batch in source.batches(stats):
+                journal.append(batch)
+        finally:
+            source.close()
+        return {"resumed_from": keep, "total_records": journal.count, **source.summary()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as err:
         log.error("%s", err)
         return 2
+    except TeacherError as err:
+        log.error("teacher failed: %s (finished work is kept; re-run the same command to resume)", err)
+        return 1
 
 
 if __name__ == "__main__":

