@@ -54,6 +54,8 @@ class SelfInstructConfig:
     max_idle_steps: int = 10  # stop when this many steps in a row keep nothing
 
     def __post_init__(self) -> None:
+        if self.num_instructions < 1 or self.requests_per_step < 1 or self.max_idle_steps < 1:
+            raise ValueError("num_instructions, requests_per_step and max_idle_steps must be >= 1")
         if not 0 < self.num_prompt_instructions < self.num_tasks:
             raise ValueError("need 0 < num_prompt_instructions < num_tasks")
         if not 0.0 <= self.machine_ratio <= 1.0:
@@ -100,13 +102,20 @@ class SelfInstructSource:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "SelfInstructSource":
-        cfg = SelfInstructConfig(
+        try:
+            cfg = cls._config(args)
+        except ValueError as exc:  # an impossible combination of options: say which, no traceback
+            raise SystemExit(f"self-instruct: {exc}") from None
+        return cls(cfg, teacher_from_args(args))
+
+    @staticmethod
+    def _config(args: argparse.Namespace) -> SelfInstructConfig:
+        return SelfInstructConfig(
             seed_tasks=args.seed_tasks, num_instructions=args.num_instructions, num_tasks=args.num_tasks,
             num_prompt_instructions=args.num_prompt_instructions, machine_ratio=args.machine_ratio,
             requests_per_step=args.requests_per_step, threshold=args.threshold, seed=args.seed,
             temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, api=args.api,
             max_idle_steps=args.max_idle_steps)
-        return cls(cfg, teacher_from_args(args))
 
     def config(self) -> dict[str, Any]:
         return {**asdict(self.cfg), "teacher": {"model": self.teacher.model}, "seeds": len(self.seeds)}

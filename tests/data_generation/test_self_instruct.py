@@ -242,3 +242,15 @@ def test_foreign_output_file_is_refused(server, env_key, tmp_path):
     out.write_text(json.dumps({"instruction": "Some other task here", "input": "", "output": "x",
                                "source": "codealpaca"}) + "\n")
     assert main(run_args(server, out, tmp_path / "cache")) == 2
+
+
+def test_the_script_runs_against_an_openai_compatible_server(server, tmp_path):
+    out = tmp_path / "script.jsonl"
+    env = dict(os.environ, TEACHER="openai", BASE_URL=server.base_url, MODEL="scripted-teacher", NUM="6",
+               OUTPUT=str(out), OPENAI_API_KEY="sk-test-not-a-secret")
+    done = subprocess.run(["bash", str(REPO / "scripts" / "self_instruct.sh"), "--num-tasks", "8", "--no-progress",
+                           "--cache-dir", str(tmp_path / "cache")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(out)) == 6
+    assert json.loads(Path(f"{out}.manifest.json").read_text())["config"]["teacher"]["model"] == "scripted-teacher"
