@@ -11,7 +11,6 @@ loads take about a second instead of ~20 s.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -22,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from data_generation.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def embedded_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
                     target, EMBEDDED_PACKAGE, recorded.get("package_version"), version)
     provenance = {"source_model": DEFAULT_MODEL, "package": EMBEDDED_PACKAGE,
                   "package_version": version, "gguf_file": gguf.name, "gguf_path": str(gguf),
-                  "gguf_sha256": _sha256(gguf), "gguf_quantisation": "Q4_1",
+                  "gguf_sha256": file_sha256(str(gguf)), "gguf_quantisation": "Q4_1",
                   "weights": "dequantised to float32"}
     return convert_gguf(gguf, target, provenance, replace=recorded is not None)
 
@@ -193,11 +194,3 @@ def _move_into_place(tmp: Path, target: Path, replace: bool) -> None:
     except OSError:
         if read_provenance(target) is None:  # not a concurrent conversion's finished folder
             raise
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

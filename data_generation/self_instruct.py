@@ -16,6 +16,7 @@ from typing import Sequence
 
 from data_generation.io import DataError, iter_rows
 from data_generation.parsing import ParsedTask, ParseReject, parse_numbered_tasks
+from data_generation.record import Record
 from main.prompt import load_template
 
 NO_INPUT = "<noinput>"
@@ -30,6 +31,11 @@ class Example:
     input: str
     output: str
     origin: str  # "seed:<id>" or "machine:<record id>", kept in the record's meta
+
+    @classmethod
+    def from_record(cls, rec: Record) -> "Example":
+        """A kept machine-written task, as later prompts show it."""
+        return cls(rec.instruction, rec.input, rec.output, f"machine:{rec.id}")
 
 
 def load_seed_tasks(path: str | Path) -> list[Example]:

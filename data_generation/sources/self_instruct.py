@@ -154,7 +154,7 @@ class SelfInstructSource:
 
     def _admit(self, rec: Record) -> None:
         self.pool.add(rec.instruction)
-        self.machine.append(si.Example(rec.instruction, rec.input, rec.output, f"machine:{rec.id}"))
+        self.machine.append(si.Example.from_record(rec))
 
     # ------------------------------------------------------------ generating
 
@@ -228,8 +228,7 @@ class SelfInstructSource:
                 continue
             kept.append(self._record(task, r, examples, completion, finish, decision))
         kept = [rec.replace(meta={**rec.meta, "step_kept": len(kept)}) for rec in kept]
-        for rec in kept:
-            self.machine.append(si.Example(rec.instruction, rec.input, rec.output, f"machine:{rec.id}"))
+        self.machine.extend(si.Example.from_record(rec) for rec in kept)
         stats.emitted += len(kept)
         return kept
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from data_generation import models
+from data_generation.provenance import file_sha256
 from data_generation.models import ModelResolutionError, resolve_model
 from data_generation.teacher.base import Decoding, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
@@ -249,7 +250,7 @@ def test_embedded_smollm2_converts_once_and_answers(smollm2: Path, monkeypatch: 
     gguf, version = models.embedded_gguf()
     provenance = models.read_provenance(smollm2)
     assert provenance is not None
-    assert (provenance["package_version"], provenance["gguf_sha256"]) == (version, models._sha256(gguf))
+    assert (provenance["package_version"], provenance["gguf_sha256"]) == (version, file_sha256(str(gguf)))
     assert "quantization_config" not in json.loads((smollm2 / "config.json").read_text())
     weights = (smollm2 / "model.safetensors").stat().st_mtime_ns
 
