@@ -71,11 +71,20 @@ class HarvestStats:
     kept: Counter = field(default_factory=Counter)
     rejected: defaultdict = field(default_factory=lambda: defaultdict(Counter))
     skipped_files: Counter = field(default_factory=Counter)
+    # dataset inputs (corpus.iter_dataset_snippets): rows per language, rows skipped per reason
+    # before any function was found, and the language values that no grammar covers
+    rows: Counter = field(default_factory=Counter)
+    skipped_rows: Counter = field(default_factory=Counter)
+    unknown_languages: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"files": dict(self.files), "found": dict(self.found), "kept": dict(self.kept),
-                "rejected": {k: dict(v) for k, v in self.rejected.items()},
-                "skipped_files": dict(self.skipped_files)}
+        out = {"files": dict(self.files), "found": dict(self.found), "kept": dict(self.kept),
+               "rejected": {k: dict(v) for k, v in self.rejected.items()},
+               "skipped_files": dict(self.skipped_files)}
+        for name in ("rows", "skipped_rows", "unknown_languages"):  # only for dataset inputs
+            if getattr(self, name):
+                out[name] = dict(getattr(self, name))
+        return out
 
 
 # ---- extraction ---------------------------------------------------------------------------
@@ -175,12 +184,15 @@ def size_reason(s: Snippet, cfg: FilterConfig = FilterConfig()) -> str | None:
         return "too_short"
     if lines > cfg.max_lines:
         return "too_long"
+    if len(s.code) <= cfg.max_tokens:  # every token is at least one character: no need to count
+        return None
     return "too_many_tokens" if len(_TOKEN.findall(s.code)) > cfg.max_tokens else None
 
 
 def generated_reason(text: str, cfg: FilterConfig = FilterConfig()) -> str | None:
     """Machine-written code teaches nothing: marker comments or minified (very long) lines."""
-    if GENERATED_MARKERS.search(text):
+    lowered = text.lower()  # every marker holds one of these words: skip the slower regex when absent
+    if ("generated" in lowered or "do not" in lowered) and GENERATED_MARKERS.search(text):
         return "generated"
     return "minified" if any(len(line) > cfg.max_line_chars for line in text.splitlines()) else None
 
@@ -242,47 +254,64 @@ def iter_source_files(paths: Iterable[str | Path], languages: set[str] | None = 
                     yield Path(dirpath, name), lang
 
 
-def _read(path: Path, stats: HarvestStats, cfg: FilterConfig) -> bytes | None:
-    if path.stat().st_size > MAX_FILE_BYTES:
-        stats.skipped_files["too_large"] += 1
-        return None
-    data = path.read_bytes()
+def check_source(data: bytes, stats: HarvestStats, cfg: FilterConfig = FilterConfig()) -> bool:
+    """File-level filters (not UTF-8, generated header, minified first lines), counted in `stats`."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         stats.skipped_files["not_utf8"] += 1
-        return None
+        return False
     reason = generated_reason(text[:2048], cfg)  # header markers and minified first lines
     if reason:
         stats.skipped_files[reason] += 1
-        return None
-    return data
+        return False
+    return True
+
+
+def admit(snippet: Snippet, dedup: Deduper, stats: HarvestStats, quota: int | None = None,
+          cfg: FilterConfig = FilterConfig()) -> bool:
+    """Count one found snippet and decide it: every input kind (tree, zip, dataset) shares this."""
+    lang = snippet.language
+    stats.found[lang] += 1
+    reason = reject_reason(snippet, dedup, cfg)
+    if reason is None and quota is not None and stats.kept[lang] >= quota:
+        reason = "quota"
+    if reason:
+        stats.rejected[lang][reason] += 1
+        return False
+    stats.kept[lang] += 1
+    return True
+
+
+def harvest_source(data: bytes, language: str, path: str, dedup: Deduper, stats: HarvestStats,
+                   quota: int | None = None, cfg: FilterConfig = FilterConfig()) -> Iterator[Snippet]:
+    """Kept snippets of one source file's bytes (already read), counting it in `stats.files`."""
+    stats.files[language] += 1
+    if not check_source(data, stats, cfg):
+        return
+    for snippet in extract(data, language, path):
+        if admit(snippet, dedup, stats, quota, cfg):
+            yield snippet
 
 
 def harvest_paths(paths: Iterable[str | Path], languages: Iterable[str] | None = None,
                   quota: int | None = None, stats: HarvestStats | None = None,
-                  cfg: FilterConfig = FilterConfig()) -> Iterator[Snippet]:
-    """Kept snippets from every source file under `paths`; `quota` caps each language."""
+                  cfg: FilterConfig = FilterConfig(), dedup: Deduper | None = None) -> Iterator[Snippet]:
+    """Kept snippets from every source file under `paths`; `quota` caps each language.
+
+    Pass one `dedup` (and `stats`) to several calls to dedup across them (see corpus.harvest_corpus).
+    """
     wanted = set(languages) if languages is not None else None
     unknown = (wanted or set()) - set(LANGUAGES)
     if unknown:
         raise ValueError(f"unknown languages {sorted(unknown)}; choose from {sorted(LANGUAGES)}")
     stats = stats if stats is not None else HarvestStats()
-    dedup = Deduper()
+    dedup = dedup if dedup is not None else Deduper()
     for path, lang in iter_source_files(paths, wanted):
         if quota is not None and stats.kept[lang] >= quota:
             continue  # quota full: do not even parse the rest of this language's files
-        stats.files[lang] += 1
-        data = _read(path, stats, cfg)
-        if data is None:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            stats.files[lang] += 1
+            stats.skipped_files["too_large"] += 1
             continue
-        for snippet in extract(data, lang, str(path)):
-            stats.found[lang] += 1
-            reason = reject_reason(snippet, dedup, cfg)
-            if reason is None and quota is not None and stats.kept[lang] >= quota:
-                reason = "quota"
-            if reason:
-                stats.rejected[lang][reason] += 1
-                continue
-            stats.kept[lang] += 1
-            yield snippet
+        yield from harvest_source(path.read_bytes(), lang, str(path), dedup, stats, quota, cfg)

@@ -3,11 +3,13 @@
 from data_generation.sources.base import Source, SourceStats
 from data_generation.sources.codealpaca import CodeAlpacaSource
 from data_generation.sources.codecontests import CodeContestsSource
+from data_generation.sources.reverse_instruct import ReverseInstructSource
 from data_generation.sources.self_instruct import SelfInstructSource
 
 SOURCES: dict[str, type[Source]] = {
     CodeAlpacaSource.name: CodeAlpacaSource,
     CodeContestsSource.name: CodeContestsSource,
+    ReverseInstructSource.name: ReverseInstructSource,
     SelfInstructSource.name: SelfInstructSource,
 }
 

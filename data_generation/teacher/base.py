@@ -38,16 +38,24 @@ class Request:
     `tag` is part of the cache key only: two requests with the same prompt and decoding but
     different tags (e.g. the step number of a self-instruct run) are sampled separately, while a
     re-run with the same tags hits the cache and gets the same answers.
+
+    `reply_prefix` (chat only) is how the assistant's reply should start, e.g. "```python\n". A
+    backend that can start the reply itself (the local teacher) generates after it; the others send
+    the conversation alone and rely on the instructions. Either way a choice's text is the whole
+    reply, so callers parse it the same way. Small local models need this to keep to a format.
     """
 
     messages: tuple[tuple[str, str], ...] | None = None  # ((role, content), ...)
     prompt: str | None = None
     decoding: Decoding = field(default_factory=Decoding)
     tag: str = ""
+    reply_prefix: str = ""
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("a Request needs exactly one of `messages` (chat) or `prompt` (completions)")
+        if self.reply_prefix and self.messages is None:
+            raise ValueError("reply_prefix is for chat requests; a completions prompt can end with it instead")
 
     @property
     def api(self) -> str:
@@ -55,14 +63,16 @@ class Request:
 
     @classmethod
     def chat(cls, user: str, *, system: str | None = None, decoding: Decoding = Decoding(),
-             tag: str = "") -> "Request":
+             tag: str = "", reply_prefix: str = "") -> "Request":
         msgs = ((("system", system),) if system else ()) + (("user", user),)
-        return cls(messages=msgs, decoding=decoding, tag=tag)
+        return cls(messages=msgs, decoding=decoding, tag=tag, reply_prefix=reply_prefix)
 
     def cache_key(self, model: str) -> str:
         """Content address: model + API + prompt + every decoding setting + tag (never the API key)."""
         payload = {"model": model, "api": self.api, "messages": self.messages, "prompt": self.prompt,
                    "decoding": asdict(self.decoding), "tag": self.tag}
+        if self.reply_prefix:  # only when set, so the keys of requests without one stay as they were
+            payload["reply_prefix"] = self.reply_prefix
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -233,6 +233,7 @@ class LocalTeacher:
                                    "(Request(prompt=...)) to this model")
             messages = [{"role": role, "content": content} for role, content in request.messages]
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            text += request.reply_prefix  # the reply starts here; the choice text gets it back below
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the template has them
         else:
             ids = self.tokenizer(request.prompt)["input_ids"]
@@ -279,6 +280,8 @@ class LocalTeacher:
         completions = []
         for job in batch:
             choices = [self._choice(next(rows), job.request.decoding.stop, max_new) for _ in range(job.rows)]
+            prefix = job.request.reply_prefix
+            choices = [(Choice(prefix + c.text, c.finish_reason), t) for c, t in choices]
             choices *= job.request.decoding.n // job.rows  # greedy: the one answer n times
             completions.append(Completion(tuple(c for c, _ in choices), self.model, len(job.prompt_ids),
                                           sum(t for _, t in choices), usage_from_server=True))

@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 from data_generation.harvest import (
-    Deduper, FilterConfig, HarvestStats, Snippet, extract, generated_reason, harvest_paths,
-    iter_source_files, parse_error_reason, reject_reason, size_reason, trivial_reason,
+    Deduper, FilterConfig, HarvestStats, Snippet, admit, extract, generated_reason, harvest_paths,
+    harvest_source, iter_source_files, parse_error_reason, reject_reason, size_reason, trivial_reason,
 )
 from data_generation.harvest_langs import EXTENSIONS, LANGUAGES
 
@@ -170,3 +170,17 @@ def test_stdlib_json_decoder_harvest() -> None:
     assert {"py_scanstring", "JSONObject", "raw_decode"} <= set(kept)
     assert '"""Decode a JSON document from' in kept["raw_decode"].code
     assert kept["raw_decode"].meta["class"] == "JSONDecoder"
+
+
+def test_shared_dedup_across_calls_and_admit_counts() -> None:
+    stats, dedup = HarvestStats(), Deduper()
+    first = list(harvest_paths([FIXTURES / "sample.go"], stats=stats, dedup=dedup))
+    again = list(harvest_source((FIXTURES / "sample.go").read_bytes(), "go", "copy.go", dedup, stats))
+    assert first and not again
+    assert stats.rejected["go"]["duplicate"] == len(first) and stats.files["go"] == 2
+    assert set(stats.as_dict()) == {"files", "found", "kept", "rejected", "skipped_files"}  # no row keys
+    fresh = HarvestStats()
+    assert admit(_snip("def f(x):\n    y = x\n    return y"), Deduper(), fresh, quota=0) is False
+    assert fresh.rejected["python"] == {"quota": 1} and fresh.found["python"] == 1
+    assert list(harvest_source(b"\xff\xfe", "python", "bad.py", Deduper(), fresh)) == []
+    assert fresh.skipped_files == {"not_utf8": 1}

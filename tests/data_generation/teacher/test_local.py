@@ -79,6 +79,19 @@ def test_chat_uses_the_template_and_completions_the_raw_prompt(chat_teacher: Loc
     assert plain.prompt_tokens == len(chat_teacher.tokenizer("Hi")["input_ids"]) < chat.prompt_tokens
 
 
+def test_reply_prefix_starts_the_reply_and_comes_back_in_the_text(chat_teacher: LocalTeacher) -> None:
+    plain = Request.chat("Hi", decoding=GREEDY)
+    primed = Request.chat("Hi", decoding=GREEDY, reply_prefix="The answer")
+    out = chat_teacher.complete_all([primed])[0]
+    assert out.choices[0].text == REPLY  # " is 42." generated after the prefix, the prefix put back
+    rendered = chat_teacher.tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}],
+                                                          add_generation_prompt=True, tokenize=False)
+    assert out.prompt_tokens == len(chat_teacher.tokenizer(rendered + "The answer", add_special_tokens=False)["input_ids"])
+    assert primed.cache_key("m") != plain.cache_key("m")
+    with pytest.raises(ValueError, match="reply_prefix is for chat"):
+        Request(prompt="Hi", reply_prefix="x")
+
+
 def test_max_tokens_gives_length(chat_teacher: LocalTeacher) -> None:
     out = chat_teacher.complete_all([Request.chat("Hi", decoding=Decoding(temperature=0.0, max_tokens=3))])[0]
     assert out.choices[0].finish_reason == "length"
