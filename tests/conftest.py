@@ -52,3 +52,9 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("models")
     yield embedded_default_model(folder)
     shutil.rmtree(folder, ignore_errors=True)  # 540 MB; pytest would keep the last 3 runs' copies
+
+
+@pytest.fixture()
+def env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API key the OpenAI teacher reads from the environment (tests talk to the loopback server)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")

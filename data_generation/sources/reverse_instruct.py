@@ -66,7 +66,7 @@ class ReverseInstructConfig:
     snippets_per_request: int = 3  # k in round 1, as in CodeCapybara
     requests_per_step: int = 8
     threshold: float = 0.7  # ROUGE-L F above which a statement is a near-duplicate
-    min_words: int = 15
+    min_words: int = 8
     max_words: int = 200
     seed: int = 0
     temperature: float = 0.7  # round 1

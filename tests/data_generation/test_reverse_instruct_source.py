@@ -85,11 +85,6 @@ def server():
         yield srv
 
 
-@pytest.fixture()
-def env_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
-
-
 def run_args(server: LoopbackServer, out: Path, cache: Path, *extra: str) -> list[str]:
     return ["reverse-instruct", "--paths", str(FIXTURES), "--teacher", "openai", "--base-url", server.base_url,
             "--model", "scripted-teacher", "--requests-per-step", "2", "--seed", "3", "--no-progress",

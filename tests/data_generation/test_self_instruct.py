@@ -84,11 +84,6 @@ def server():
         yield srv
 
 
-@pytest.fixture()
-def env_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
-
-
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

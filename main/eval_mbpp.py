@@ -1,0 +1,64 @@
+"""Evaluate MBPP samples in the sandbox: results.jsonl, metrics.json, report.md, passk.png.
+
+    python -m main.eval_mbpp SAMPLES.jsonl --mbpp-path PATH_OR_HUB_ID --output-dir DIR [--split test]
+        [--sanitized] [--n-workers N] [--timeout S]
+
+The program run per sample is the completion, then the task's test_setup_code, then its test_list
+asserts. Path, split and flavour default to what the samples' .meta.json recorded (else the hub id,
+test, full).
+Exit codes: 0 ok; 2 bad input; 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from data_generation.io import DataError
+from data_generation.provenance import file_sha256
+from main.evaluation import add_common_args, config_from_args, evaluate, print_summary, read_fingerprint
+from main.problems import MBPP_HUB_ID, MBPP_SPLITS, load_mbpp
+
+
+def dataset_choice(args: Any) -> tuple[str, bool, str]:
+    """(split, sanitized, path): the command line wins, then the generation fingerprint, then test/full/hub."""
+    fp = read_fingerprint(args.samples)
+    recorded = fp.get("dataset", {}) if isinstance(fp, dict) and isinstance(fp.get("dataset"), dict) else {}
+    split = args.split or recorded.get("split") or "test"
+    flavour = recorded.get("sanitized", recorded.get("name") == "mbpp-sanitized")  # main.generate: name
+    sanitized = args.sanitized if args.sanitized is not None else bool(flavour)
+    path = args.mbpp_path or recorded.get("path") or MBPP_HUB_ID
+    return split, sanitized, path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m main.eval_mbpp", description=__doc__.split("\n\n")[0])
+    add_common_args(parser)
+    parser.add_argument("--mbpp-path", default=None, help="mbpp.jsonl, sanitized-mbpp.json, a save_to_disk folder "
+                        f"or a hub id (default: the generation's, else {MBPP_HUB_ID}, which needs network)")
+    parser.add_argument("--split", choices=sorted(MBPP_SPLITS), default=None, help="task-id range (default test: 11-510)")
+    parser.add_argument("--sanitized", action=argparse.BooleanOptionalAction, default=None,
+                        help="the sanitized release (427 tasks over all splits)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        split, sanitized, path = dataset_choice(args)
+        problems = load_mbpp(path, split=split, sanitized=sanitized)
+        source = Path(path)
+        dataset = {"name": "mbpp", "path": str(path), "split": split, "sanitized": sanitized,
+                   "sha256": file_sha256(str(source)) if source.is_file() else f"hub-or-folder:{path}",
+                   "num_tasks": len(problems)}
+        metrics = evaluate(args.samples, problems, args.output_dir, config, benchmark="mbpp", dataset=dataset)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(metrics, args.output_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Merge a LoRA adapter into its base model and write a standalone Hugging Face model folder.
+
+    python -m main.merge_lora --adapter data/out/train/lora/final --output data/out/merged-model
+
+The base is read from the adapter's `adapter_config.json` (`base_model_name_or_path`) unless
+`--base` is given ("embedded" works offline). The merge runs in float32 on CPU whatever the saved
+dtype, so W + (alpha/r)·B·A is exact before the optional cast (`--dtype bf16`); a QLoRA adapter is
+merged into the unquantised base (merging into 4-bit weights would quantise the update away).
+The output folder holds the model, the tokenizer and `merge_info.json`; it is written to a temporary
+sibling and renamed into place, so a failed merge never leaves a half model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from main.modeling import check_adapter, resolve_model_path
+
+log = logging.getLogger(__name__)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str = "fp32") -> Path:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    summary = check_adapter(adapter)
+    if base is None:
+        base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+    base_path = resolve_model_path(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged = merged.to(DTYPES[dtype])
+    tokenizer_source = adapter if (adapter / "tokenizer_config.json").is_file() else base_path
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    output = Path(output)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        info = {"adapter": str(adapter), "base": str(base), "base_path": str(base_path), "dtype": dtype, **summary}
+        (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("merged %s into %s -> %s", adapter, base, output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m main.merge_lora", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapter", required=True, type=Path, help="folder with adapter_config.json + weights")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the standalone model")
+    parser.add_argument("--base", default=None, help="base model (folder, hub id or 'embedded'); default: "
+                        "the adapter's base_model_name_or_path")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        merge_lora(args.adapter, args.output, args.base, args.dtype)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
