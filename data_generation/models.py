@@ -20,9 +20,12 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data_generation.provenance import file_sha256
+
+if TYPE_CHECKING:  # torch is imported lazily: resolving a model folder must not pay for it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,33 @@ def embedded_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
                   "gguf_sha256": file_sha256(str(gguf)), "gguf_quantisation": "Q4_1",
                   "weights": "dequantised to float32"}
     return convert_gguf(gguf, target, provenance, replace=recorded is not None)
+
+
+def torch_device(name: str | None) -> torch.device:
+    """The device to load a model on: `name` as given, or for None / "auto" CUDA when available.
+
+    Under torchrun each process takes its own GPU, `cuda:LOCAL_RANK` (0 when started plainly), so
+    the ranks of a multi-GPU run do not all pile onto GPU 0."""
+    import torch
+
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def torch_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The weights' dtype: `name` ("float32", "bfloat16", ...), or for "auto" bfloat16 on CUDA (half
+    the memory of float32) and float32 elsewhere (CPUs run bfloat16 matmuls slowly)."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16")
+    return dtype
 
 
 def model_label(spec: str | os.PathLike[str], folder: Path) -> str:

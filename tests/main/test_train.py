@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    model = make_tiny_llama(root / "model", seed=5)
+    make_tiny_llama(root / "model", seed=5)
     rows = [{"instruction": f"Add {i} and {i + 1} in Python.", "input": "" if i % 3 else f"{i} {i + 1}",
              "output": f"def add(a, b):\n    return a + b  # {2 * i + 1}"} for i in range(40)]
     (root / "train.json").write_text(json.dumps(rows))
