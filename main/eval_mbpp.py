@@ -12,14 +12,12 @@ Exit codes: 0 ok; 2 bad input; 1 anything else.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from data_generation.io import DataError
 from data_generation.provenance import file_sha256
-from main.evaluation import add_common_args, config_from_args, evaluate, print_summary, read_fingerprint
+from main.evaluation import add_common_args, read_fingerprint, run_cli
 from main.problems import MBPP_HUB_ID, MBPP_SPLITS, load_mbpp
 
 
@@ -43,21 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sanitized", action=argparse.BooleanOptionalAction, default=None,
                         help="the sanitized release (427 tasks over all splits)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = config_from_args(args)
+
+    def load() -> tuple[list, dict]:
         split, sanitized, path = dataset_choice(args)
         problems = load_mbpp(path, split=split, sanitized=sanitized)
         source = Path(path)
-        dataset = {"name": "mbpp", "path": str(path), "split": split, "sanitized": sanitized,
-                   "sha256": file_sha256(str(source)) if source.is_file() else f"hub-or-folder:{path}",
-                   "num_tasks": len(problems)}
-        metrics = evaluate(args.samples, problems, args.output_dir, config, benchmark="mbpp", dataset=dataset)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print_summary(metrics, args.output_dir)
-    return 0
+        return problems, {"name": "mbpp", "path": str(path), "split": split, "sanitized": sanitized,
+                          "sha256": file_sha256(str(source)) if source.is_file() else f"hub-or-folder:{path}",
+                          "num_tasks": len(problems)}
+
+    return run_cli(args, "mbpp", load)
 
 
 if __name__ == "__main__":

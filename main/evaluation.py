@@ -20,7 +20,8 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+import sys
+from typing import Any, Callable, Sequence
 
 from data_generation.io import DataError
 from data_generation.provenance import file_sha256
@@ -233,3 +234,18 @@ def print_summary(metrics: dict[str, Any], output_dir: str) -> None:
     scores = ", ".join(f"{k} = {100 * v:.2f}%" for k, v in metrics.items() if k.startswith("pass@"))
     print(f"{metrics['benchmark']}: {metrics['num_tasks']} tasks, n = {metrics['n']}: {scores or 'no k reportable'}")
     print(f"wrote {output_dir}/results.jsonl, metrics.json, report.md, passk.png")
+
+
+def run_cli(args: Any, benchmark: str, load: Callable[[], tuple[list[Problem], dict[str, Any]]]) -> int:
+    """The eval commands' shared body: load the problems, evaluate, print a summary.
+    Exit 2 on bad input (the message names the file and line), 0 otherwise."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        problems, dataset = load()
+        metrics = evaluate(args.samples, problems, args.output_dir, config, benchmark=benchmark, dataset=dataset)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(metrics, args.output_dir)
+    return 0
