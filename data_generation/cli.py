@@ -3,7 +3,8 @@
 Source commands share one shape: `python -m data_generation SOURCE [source options] --output FILE`
 writes the records (by extension: .jsonl with provenance, .json Alpaca, .parquet) and a
 `FILE.manifest.json` beside it with the source's config and its read/emitted/rejected counts.
-Exit codes: 0 ok, 2 bad input (the message names file and line), 1 anything else.
+Exit codes: 0 ok, 2 bad input (the message names file and line), 1 anything else; an LLM-driven
+(resumable) source stopped by Ctrl-C exits 130, by SIGTERM 143, after recording where it stopped.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from data_generation import merge, near_dedup
 from data_generation.io import DataError, atomic_path, write_records
@@ -31,6 +34,15 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 }
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives, so a run records where it stopped (like Ctrl-C's
+    KeyboardInterrupt, and not an Exception: nothing on the way may swallow it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def run_source(source: Source, output: Path) -> SourceStats:
     """Stream a source into `output` and write its manifest beside it.
 
@@ -39,31 +51,72 @@ def run_source(source: Source, output: Path) -> SourceStats:
     """
     stats = SourceStats()
     if getattr(source, "resumable", False):
-        extra = _append_resumable(source, output, stats)
-    else:
-        write_records(source.records(stats), output)
-        extra = {}
-    manifest = {"source": source.name, "config": source.config(), "output": str(output),
-                "counts": stats.to_dict(), **extra, "versions": package_versions()}
-    with atomic_path(f"{output}.manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _append_resumable(source, output, stats)
+        return stats
+    write_records(source.records(stats), output)
+    _write_manifest(output, _manifest(source, output, stats, {}, status="completed"))
     return stats
 
 
-def _append_resumable(source, output: Path, stats: SourceStats) -> dict:
-    """Resume from the journal at `output`, append each finished batch; manifest extras back."""
+def _manifest(source: Source, output: Path, stats: SourceStats, extra: dict[str, Any], *, status: str,
+              stop_reason: str | None = None) -> dict[str, Any]:
+    """`status`: running (a step boundary of a run still going, or killed without notice), completed,
+    stopped (`stop_reason`: the source gave up, e.g. max_idle_steps, or SIGINT/SIGTERM) or failed
+    (`stop_reason`: the error). Counts are this process's; `resumed_from` says what came before."""
+    return {"source": source.name, "status": status, "stop_reason": stop_reason, "config": source.config(),
+            "output": str(output), "counts": stats.to_dict(), **extra, "versions": package_versions()}
+
+
+def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
+    with atomic_path(f"{output}.manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _append_resumable(source, output: Path, stats: SourceStats) -> None:
+    """Resume from the journal at `output` and append each finished batch.
+
+    The manifest is rewritten (atomically) at the start and after every step, with status
+    `running`, so a `kill -9` leaves one that describes every finished step; on Ctrl-C, SIGTERM or
+    an error it is rewritten from the last finished step with status `stopped` or `failed` and the
+    reason; at the end with `completed`, or `stopped` when the source gave up (`source.stop_reason`).
+    """
     with Journal.open(output, source.name) as journal:
         try:
             keep = source.resume(journal.records)
         except ValueError as exc:
             raise DataError(output, None, str(exc)) from None
         journal.rewind(keep)
+        last: dict[str, Any] = {}
+
+        def snapshot(status: str = "running", stop_reason: str | None = None) -> None:
+            extra = {"resumed_from": keep, "total_records": journal.count, **source.summary()}
+            last.clear()
+            last.update(_manifest(source, output, stats, extra, status=status, stop_reason=stop_reason))
+            _write_manifest(output, last)
+
+        def finish(status: str, reason: str) -> None:
+            _write_manifest(output, {**last, "status": status, "stop_reason": reason,
+                                     "total_records": journal.count})
+
+        source.on_step = snapshot
+        snapshot()
         try:
             for batch in source.batches(stats):
                 journal.append(batch)
+        except KeyboardInterrupt:
+            finish("stopped", "interrupted: SIGINT (Ctrl-C)")
+            raise
+        except Terminated:
+            finish("stopped", "terminated: SIGTERM")
+            raise
+        except BaseException as exc:
+            finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
         finally:
+            source.on_step = None
             source.close()
-        return {"resumed_from": keep, "total_records": journal.count, **source.summary()}
+        reason = getattr(source, "stop_reason", None)
+        snapshot("stopped" if reason else "completed", reason)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    previous = None
+    if args.command in SOURCES and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if args.command in SOURCES:
             stats = run_source(SOURCES[args.command].from_args(args), args.output)
@@ -96,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     except TeacherError as err:
         log.error("teacher failed: %s (finished work is kept; re-run the same command to resume)", err)
         return 1
+    except (KeyboardInterrupt, Terminated) as exc:
+        signame = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        log.error("stopped by %s (finished steps are kept; re-run the same command to resume)", signame)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ class DataError(Exception):
 
 # ---------------------------------------------------------------- reading
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, allow_empty: bool = False) -> str:
+    """The file's text; an empty (or all-whitespace) file is an error unless `allow_empty`."""
     if not path.exists():
         raise DataError(path, None, "no such file")
     data = path.read_bytes()
@@ -41,12 +42,14 @@ def _read_text(path: Path) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(path, line, f"not valid UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})") from None
     if not text.strip():
+        if allow_empty:
+            return ""
         raise DataError(path, None, "file is empty")
     return text
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+def _iter_jsonl(path: Path, allow_empty: bool = False) -> Iterator[tuple[int, Any]]:
+    for lineno, line in enumerate(_read_text(path, allow_empty).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -55,9 +58,11 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             raise DataError(path, lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
 
 
-def _iter_json_list(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_json_list(path: Path, allow_empty: bool = False) -> Iterator[tuple[int, Any]]:
     """Stream the elements of a top-level JSON list, each with the line it starts on."""
-    text = _read_text(path)
+    text = _read_text(path, allow_empty)
+    if not text:
+        return
     decoder = json.JSONDecoder()
     ws = " \t\r\n"
 
@@ -131,15 +136,19 @@ def is_hf_disk_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
 
 
-def iter_rows(path: str | os.PathLike, split: str | None = None) -> Iterator[tuple[str | int, Any]]:
-    """Yield (where, raw row) from any supported file; `where` is a line number or 'row N'."""
+def iter_rows(path: str | os.PathLike, split: str | None = None, *,
+              allow_empty: bool = False) -> Iterator[tuple[str | int, Any]]:
+    """Yield (where, raw row) from any supported file; `where` is a line number or 'row N'.
+
+    An empty .jsonl/.json file (0 bytes or only whitespace) is an error ("file is empty") unless
+    `allow_empty`: then it simply has no rows."""
     p = Path(path)
     if is_hf_disk_dir(p):
         yield from _iter_hf_disk(p, split)
     elif p.suffix == ".jsonl":
-        yield from _iter_jsonl(p)
+        yield from _iter_jsonl(p, allow_empty)
     elif p.suffix == ".json":
-        yield from _iter_json_list(p)
+        yield from _iter_json_list(p, allow_empty)
     elif p.suffix == ".parquet":
         if not p.exists():
             raise DataError(p, None, "no such file")
@@ -152,10 +161,11 @@ def iter_rows(path: str | os.PathLike, split: str | None = None) -> Iterator[tup
 
 
 def read_records(
-    path: str | os.PathLike, *, default_source: str, split: str | None = None
+    path: str | os.PathLike, *, default_source: str, split: str | None = None, allow_empty: bool = False
 ) -> Iterator[tuple[str | int, Record | RowError]]:
-    """Yield (where, Record) for good rows and (where, RowError) for bad ones; bad files raise DataError."""
-    for where, row in iter_rows(path, split):
+    """Yield (where, Record) for good rows and (where, RowError) for bad ones; bad files raise DataError
+    (an empty file too, unless `allow_empty`)."""
+    for where, row in iter_rows(path, split, allow_empty=allow_empty):
         try:
             yield where, record_from_row(row, default_source=default_source)
         except RowError as err:

@@ -67,10 +67,12 @@ class Ledger:
 
 
 def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[dict]]:
+    """Records of every input, normalised. An input without any row (a 0-byte file, a source that
+    kept nothing) is reported and listed with 0 rows; the merge goes on with the others."""
     records, inputs = [], []
     for path in cfg.inputs:
         default_source, n = Path(path).stem, 0
-        for where, item in read_records(path, default_source=default_source):
+        for where, item in read_records(path, default_source=default_source, allow_empty=True):
             n += 1
             if not isinstance(item, Record):
                 ledger.input_by_source[default_source] += 1
@@ -84,8 +86,20 @@ def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[d
                 continue
             records.append(rec)
         upstream = Path(f"{path}.manifest.json")
-        inputs.append({"path": path, "rows": n, "sha256": file_sha256(path) if Path(path).is_file() else None,
-                       "upstream_manifest": json.loads(upstream.read_text()) if upstream.exists() else None})
+        manifest = json.loads(upstream.read_text()) if upstream.exists() else None
+        if n == 0:
+            source = (manifest or {}).get("source") or default_source
+            ledger.input_by_source[source] += 0  # listed in per_source with 0 rows
+            why = ""
+            if manifest and manifest.get("status"):  # a source run's manifest says how that run ended
+                why = f"; its {source} run {manifest['status']}"
+                why += f": {manifest['stop_reason']}" if manifest.get("stop_reason") else ""
+            log.warning("%s: empty input (0 records%s); the merge goes on without it", path, why)
+        inputs.append({"path": path, "rows": n, "empty": n == 0,
+                       "sha256": file_sha256(path) if Path(path).is_file() else None, "upstream_manifest": manifest})
+    if inputs and all(entry["empty"] for entry in inputs):
+        raise DataError(", ".join(cfg.inputs), None,
+                        f"all {len(inputs)} inputs are empty (0 records each): nothing to merge")
     return records, inputs
 
 

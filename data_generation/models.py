@@ -37,6 +37,9 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_FOLDER = "SmolLM2-135M-Instruct"
 EMBEDDED_SPEC = "embedded"  # what the training and generation commands accept for the embedded model
 PROVENANCE_FILE = "codecapy_provenance.json"
+# Written by main.train into its final adapter or model (and carried by main.merge_lora): the base model,
+# the prompt format, the training data's sha256 and manifest, the weights' sha256.
+TRAINING_INFO_FILE = "codecapy_training.json"
 
 
 class ModelResolutionError(RuntimeError):
@@ -164,10 +167,15 @@ def torch_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def model_label(spec: str | os.PathLike[str], folder: Path) -> str:
-    """The name runs record (cache keys, manifests): `spec` as given, except that a converted GGUF
-    says so, because its dequantised weights answer differently from the hub's originals."""
+    """The name runs record (cache keys, manifests, report rows): `spec` as given, except that a
+    converted GGUF says so (its dequantised weights answer differently from the hub's originals) and a
+    folder of the hub cache is named by its hub id, so one model has one name whether it was given as
+    `org/name` or as the path it was downloaded to (as an adapter's `base_model_name_or_path` is)."""
     provenance = read_provenance(folder)
     if provenance is None:
+        parts = Path(folder).resolve().parts
+        if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+            return parts[-3].removeprefix("models--").replace("--", "/")
         return str(spec)
     return (f"{provenance.get('source_model', spec)}+gguf-{provenance.get('gguf_quantisation', '?')}"
             f"@{provenance.get('package')}=={provenance.get('package_version')}")
@@ -179,6 +187,14 @@ def read_provenance(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_training_info(folder: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """What `main.train` recorded in a folder it wrote (an adapter or a full model), or None."""
+    if folder is None:
+        return None
+    path = Path(folder) / TRAINING_INFO_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def convert_gguf(gguf: Path, target: Path, provenance: dict[str, Any], *, replace: bool = False) -> Path:

@@ -326,6 +326,16 @@ def _syntax_detail(node: ts.Node | None) -> str:
     return f"syntax error at line {line}, column {column}: {text!r}"
 
 
+def syntax_error(code: str, language: str) -> str | None:
+    """tree-sitter's verdict alone: None when `code` parses without an ERROR or MISSING node, else
+    where it fails (for code that is not a whole program with a known function, e.g. an answer)."""
+    if language not in TOOLCHAINS:
+        raise ValueError(f"unknown language {language!r}; choose from {sorted(TOOLCHAINS)}")
+    with _TS_LOCK:
+        root = parser_for(language).parse(code.encode("utf-8", errors="replace")).root_node
+        return _syntax_detail(_first_error(root)) if root.has_error else None
+
+
 def _tree_sitter_check(source: bytes, language: str, function_name: str
                        ) -> tuple[str | None, dict, str]:
     """(reason or None, the check, the file name the toolchain should use)."""

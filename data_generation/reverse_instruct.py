@@ -5,7 +5,9 @@ Round 1 shows the teacher k harvested functions and asks for one problem stateme
 Round 2 shows one statement with its function and asks for a complete program around it
 (prompts/reverse_instruct_program.txt, with a per-language rule from
 prompts/reverse_instruct_languages.txt); `parse_program_reply` takes the program out of the reply.
-Everything here is deterministic given its arguments.
+`compact=True` picks the `*_compact.txt` variants: the same requests in a third of the words, which
+a small CPU-bound teacher reads three times faster (prompt tokens dominate its time) and follows as
+well. Everything here is deterministic given its arguments.
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ def _where(snippet: Snippet) -> str:
     return f"method `{snippet.name}` of `{owner}`" if owner else f"function `{snippet.name}`"
 
 
-def build_statement_prompt(snippets: Sequence[Snippet], *, min_words: int, max_words: int) -> str:
+def build_statement_prompt(snippets: Sequence[Snippet], *, min_words: int, max_words: int,
+                           compact: bool = False) -> str:
     """Round 1: one request for `len(snippets)` problem statements."""
     parts = []
     for i, s in enumerate(snippets, start=1):
         fence = FENCE_TAGS[s.language][0]
         parts.append(f"Function {i}: the {DISPLAY_NAMES[s.language]} {_where(s)}\n```{fence}\n{s.code.rstrip()}\n```")
-    return load_template("reverse_instruct_statement").format(
+    template = "reverse_instruct_statement_compact" if compact else "reverse_instruct_statement"
+    return load_template(template).format(
         count=len(snippets), min_words=min_words, max_words=max_words, functions="\n\n".join(parts))
 
 
@@ -66,8 +70,9 @@ def statement_prefix(snippet: Snippet) -> str:
 
 
 def program_prefix(language: str) -> str:
-    """How the reply to a round-2 request starts: the code block asked for."""
-    return f"```{FENCE_TAGS[language][0]}\n"
+    """How the reply to a round-2 request starts: the code block asked for (a PHP file also opens
+    with `<?php`, as its language rule requires: without it the file is plain text)."""
+    return f"```{FENCE_TAGS[language][0]}\n" + ("<?php\n" if language == "php" else "")
 
 
 def first_paragraph(statement: str) -> str:
@@ -75,9 +80,10 @@ def first_paragraph(statement: str) -> str:
     return re.split(r"\n[ \t]*\n", statement.strip(), maxsplit=1)[0].strip()
 
 
-def build_program_prompt(snippet: Snippet, statement: str) -> str:
+def build_program_prompt(snippet: Snippet, statement: str, *, compact: bool = False) -> str:
     """Round 2: the statement and its function -> a complete program."""
-    return load_template("reverse_instruct_program").format(
+    template = "reverse_instruct_program_compact" if compact else "reverse_instruct_program"
+    return load_template(template).format(
         language=DISPLAY_NAMES[snippet.language], statement=statement.strip(), fence=FENCE_TAGS[snippet.language][0],
         code=snippet.code.rstrip(), name=snippet.name, language_rule=language_rules()[snippet.language])
 

@@ -141,6 +141,7 @@ class RougeLFilter:
         for decision in f.filter(generated): # in order; kept ones join the pool
             ...
         f.check(text)                        # decide one candidate, pool unchanged
+        f.decide(texts)                      # decide several as `filter` would, pool unchanged
 
     Decisions and scores equal rouge_score's (see the module docstring); pool indices are the order
     in which instructions joined (`instructions[i]`). `stats=False` skips the top-k and the mean
@@ -174,6 +175,11 @@ class RougeLFilter:
     def check(self, candidate: str) -> Decision:
         """Decide one candidate against the pool; the pool is left unchanged."""
         return self._decide([self.encode(candidate)])[0]
+
+    def decide(self, candidates: Sequence[str]) -> list[Decision]:
+        """Decide candidates in order exactly as `filter` would (each against the pool and the earlier
+        candidates it would keep) but pool none of them: a probe before paying for more work on them."""
+        return self._decide([self.encode(text) for text in candidates]) if candidates else []
 
     def filter(self, candidates: Iterable[str]) -> Iterator[Decision]:
         """Decide candidates in order, each against the pool *and the earlier kept candidates*."""

@@ -1,9 +1,20 @@
-"""Self-instruct's pure parts: seed tasks, in-context sampling, the prompt, reading a reply back.
+"""Self-instruct's pure parts: seed tasks, in-context sampling, the prompts, reading replies back.
 
-The prompt is Alpaca's batch format with our code-task rules (prompts/self_instruct_task.txt): the
-rules, then k-1 example tasks as numbered `Instruction / Input / Output` blocks separated by `###`,
-then `###\\nk. Instruction:` for the model to continue up to task `num_tasks`. Everything here is
-deterministic given its arguments, which is what makes a self-instruct run reproducible.
+Two modes:
+
+- **batch** (Alpaca's, the default): one prompt with our code-task rules
+  (prompts/self_instruct_task.txt), then k-1 example tasks as numbered `Instruction / Input / Output`
+  blocks separated by `###`, then `###\\nk. Instruction:` for the model to continue up to task
+  `num_tasks`. Needs a model that keeps to a long numbered format.
+- **single** (for small models such as the embedded SmolLM2-135M): each request asks for ONE new
+  task, with a few example instructions in context and the target language named
+  (prompts/self_instruct_single.txt); the reply is one sentence that starts with `single_prefix`
+  (a teacher that can start replies, the local one, is given that prefix). The task's answer is then
+  asked for as a plain chat question (prompts/self_instruct_answer.txt): the instruction as the user
+  message, the code in one fenced block back.
+
+Everything here is deterministic given its arguments, which is what makes a self-instruct run
+reproducible.
 """
 
 from __future__ import annotations
@@ -17,10 +28,17 @@ from typing import Sequence
 from data_generation.io import DataError, iter_rows
 from data_generation.parsing import ParsedTask, ParseReject, parse_numbered_tasks
 from data_generation.record import Record
+from data_generation.reverse_instruct import DISPLAY_NAMES, FENCE_TAGS
 from main.prompt import load_template
 
 NO_INPUT = "<noinput>"
 _STARTS_WITH_MARKER = re.compile(r"^\s*\**\s*\d{1,4}[.)]\s*\**\s*instruction\s*\**\s*:", re.I)
+# single mode: how a new task starts ("Write a Python function that ..."); a verb is drawn per request
+SINGLE_VERBS = ("Write", "Implement", "Create", "Define")
+SINGLE_KINDS = {"java": "method", "csharp": "method"}  # everything else: "function"
+SINGLE_LANGUAGES = tuple(DISPLAY_NAMES)  # the languages whose answers the program checks can parse
+_LABEL = re.compile(r"^\s*(?:\d{1,3}[.)]\s*)?\**\s*(?:new\s+)?(?:task|instruction|exercise)\s*\d*\s*\**\s*:\s*\**\s*",
+                    re.I)
 
 
 @dataclass(frozen=True)
@@ -94,3 +112,56 @@ def parse_reply(text: str, first: int, finish_reason: str) -> tuple[list[ParsedT
     """
     prefix = "" if _STARTS_WITH_MARKER.match(text) else f"{first}. Instruction:"
     return parse_numbered_tasks(text, finish_reason=finish_reason, prefix=prefix)
+
+
+# ---------------------------------------------------------------- single mode
+
+@dataclass(frozen=True)
+class SingleTask:
+    """What one single-mode request asks for: the language and how the task's sentence starts."""
+
+    language: str  # a key of DISPLAY_NAMES
+    prefix: str  # "Write a Python function that"
+
+    @property
+    def fence(self) -> str:
+        return FENCE_TAGS[self.language][0]
+
+
+def pick_single_task(languages: Sequence[str], rng: random.Random) -> SingleTask:
+    """The language and the opening words of the next task (seeded: same rng, same choice)."""
+    language = rng.choice(list(languages))
+    verb = rng.choice(SINGLE_VERBS)
+    kind = SINGLE_KINDS.get(language, "function")
+    return SingleTask(language, f"{verb} a {DISPLAY_NAMES[language]} {kind} that")
+
+
+def build_single_prompt(examples: Sequence[Example], task: SingleTask) -> str:
+    """The user message asking for one new task, with the examples' instructions as a list."""
+    listing = "\n".join(f"- {' '.join(ex.instruction.split())}" for ex in examples)
+    kind = SINGLE_KINDS.get(task.language, "function")
+    return load_template("self_instruct_single").format(
+        examples=listing, language=DISPLAY_NAMES[task.language], kind=kind, prefix=task.prefix)
+
+
+def build_answer_system(task: SingleTask) -> str:
+    """The system message of the answer request (the user message is the instruction itself)."""
+    return load_template("self_instruct_answer").format(language=DISPLAY_NAMES[task.language], fence=task.fence)
+
+
+def answer_prefix(task: SingleTask) -> str:
+    """How the answer starts: its code block (only a teacher that starts replies uses it)."""
+    return f"```{task.fence}\n"
+
+
+def parse_single_instruction(text: str, finish_reason: str) -> tuple[str | None, str | None]:
+    """(instruction, None) or (None, reject reason) from a single-mode reply: its first line, without
+    a leading label ("Task:", "1.", bold) or surrounding quotes. A reply cut by the token limit
+    is rejected (`truncated`): its sentence may be unfinished."""
+    if finish_reason == "length":
+        return None, "truncated"
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    line = _LABEL.sub("", line).strip().strip("*").strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'`":
+        line = line[1:-1].strip()
+    return (line, None) if line else (None, "missing_instruction")

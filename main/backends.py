@@ -1,7 +1,9 @@
 """Sampling backends behind one interface: `generate(rows, settings) -> [Generation]`, one per row.
 
 A `Row` is one sample to draw: its prompt and its own seed (the generator derives one per task and
-sample). Every backend returns, per row, the raw text it generated, why it ended (`stop`: a stop
+sample). Prompts are encoded with `main.prompt.encode_prompts`, the encoder training uses: a chat
+prompt (`templated`) already holds the model's special tokens and gets no second BOS; an OpenAI
+endpoint gets a chat prompt as `messages` (its server applies the template). Every backend returns, per row, the raw text it generated, why it ended (`stop`: a stop
 string or the end of a fenced block; `eos`; `length`) and its token count.
 
 - `transformers` (default; `TransformersBackend`): rows of several prompts per batch with left
@@ -21,7 +23,6 @@ string or the end of a fenced block; `eos`; `length`) and its token count.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any, Protocol, Sequence
 
 from data_generation.models import resolve_model_spec, torch_device, torch_dtype
 from main.extract import truncate_at_stop
+from main.prompt import encode_prompt
 # The sampling machinery lives in main.sampling; its public names stay importable from here.
 from main.sampling import (NUCLEUS_PROBE, ForbidToken, RowSampler, SamplingSettings,  # noqa: F401
                            StopOnText, compact_decode, derive_seed, prefill, sample_row)
@@ -40,8 +42,13 @@ OPENAI_MAX_STOPS = 4  # the OpenAI API rejects more; the text is cut again with 
 
 @dataclass(frozen=True)
 class Row:
+    """One sample to draw. `templated`: `prompt` is a chat template's output (holds its special tokens);
+    `messages`: the same prompt as chat turns, for backends that template on the server side."""
+
     prompt: str
     seed: int
+    templated: bool = False
+    messages: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,20 +80,6 @@ def _require(module: str, why: str, install: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise RuntimeError(f"{why} needs {module}: pip install {install}") from exc
-
-
-def base_checkpoint(model_path: Path | str, adapter: str | None) -> str | None:
-    """What the weights were tuned from: the adapter's base model, else the folder's recorded source."""
-    candidates = [Path(adapter) / "adapter_config.json"] if adapter else []
-    # main.merge_lora writes merge_info.json into a merged model; a converted GGUF, its provenance.
-    candidates += [Path(model_path) / name for name in ("merge_info.json", "codecapy_provenance.json")]
-    for path in candidates:
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            found = data.get("base_model_name_or_path") or data.get("base") or data.get("source_model")
-            if found:
-                return str(found)
-    return None
 
 
 class TransformersBackend:
@@ -174,8 +167,8 @@ class TransformersBackend:
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         torch = _torch()
-        prompts = list(dict.fromkeys(r.prompt for r in rows))  # each distinct prompt once
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        prompts = list(dict.fromkeys((r.prompt, r.templated) for r in rows))  # each distinct prompt once
+        encoded = self._encode(prompts)
         prompt_len = encoded["input_ids"].shape[1]
         max_new = min(settings.max_new_tokens, self.max_context - prompt_len)
         if max_new < 1:
@@ -190,7 +183,7 @@ class TransformersBackend:
         stopper = criteria[0] if len(criteria) else None
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
                                   eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
-        which = torch.tensor([prompts.index(r.prompt) for r in rows], device=self.device)
+        which = torch.tensor([prompts.index((r.prompt, r.templated)) for r in rows], device=self.device)
         with torch.inference_mode():
             if self.decode == "compact" and prompt_len > 1:
                 new_tokens = compact_decode(self.lm, encoded, which, processors[0], stopper, max_new, self.eos_ids)
@@ -203,6 +196,16 @@ class TransformersBackend:
                 new_tokens = output[:, prompt_len:].tolist()
         ids = [encoded["input_ids"][i][encoded["attention_mask"][i].bool()].tolist() for i in which.tolist()]
         return [self._decode(p, new, settings) for p, new in zip(ids, new_tokens)]
+
+    def _encode(self, prompts: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+        """Left-padded ids and attention mask of (prompt, templated) pairs, as training encodes prompts."""
+        torch = _torch()
+        ids = [encode_prompt(self.tokenizer, text, templated=templated) for text, templated in prompts]
+        longest = max(len(x) for x in ids)
+        padded = [[self.pad_id] * (longest - len(x)) + x for x in ids]
+        mask = [[0] * (longest - len(x)) + [1] * len(x) for x in ids]
+        return {"input_ids": torch.tensor(padded, device=self.device),
+                "attention_mask": torch.tensor(mask, device=self.device)}
 
     def _decode(self, prompt_ids: list[int], tokens: list[int], settings: SamplingSettings) -> Generation:
         """Text of one row. Decoded as prompt + new minus the prompt's text: sentencepiece tokenizers
@@ -262,7 +265,10 @@ class VLLMBackend:
 
     def generate(self, rows: Sequence[Row], settings: SamplingSettings) -> list[Generation]:
         params = [self.sampling_params(row, settings) for row in rows]
-        outputs = self.llm.generate([row.prompt for row in rows], params, lora_request=self._lora, use_tqdm=False)
+        tokenizer = self.llm.get_tokenizer()  # token ids, so a chat prompt gets no second BOS
+        prompts = [{"prompt_token_ids": encode_prompt(tokenizer, row.prompt, templated=row.templated)}
+                   for row in rows]
+        outputs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
         results = []
         for output in outputs:
             best = output.outputs[0]
@@ -305,10 +311,13 @@ class OpenAIBackend:
 
         if settings.top_k:
             log.warning("the OpenAI API has no top-k: ignoring top_k=%d", settings.top_k)
-        requests = [Request(prompt=row.prompt, decoding=Decoding(
-            temperature=0.0 if settings.greedy else settings.temperature,
-            top_p=1.0 if settings.greedy else settings.top_p, max_tokens=settings.max_new_tokens, n=1,
-            stop=settings.stop[:OPENAI_MAX_STOPS], seed=row.seed)) for row in rows]
+        def decoding(row: Row) -> Decoding:
+            return Decoding(temperature=0.0 if settings.greedy else settings.temperature,
+                            top_p=1.0 if settings.greedy else settings.top_p, max_tokens=settings.max_new_tokens,
+                            n=1, stop=settings.stop[:OPENAI_MAX_STOPS], seed=row.seed)
+
+        requests = [Request(messages=row.messages, decoding=decoding(row)) if row.messages is not None else
+                    Request(prompt=row.prompt, decoding=decoding(row)) for row in rows]
         # The server strips a matched stop string, so its "stop" covers both EOS and a stop string.
         return [Generation(c.choices[0].text, "length" if c.choices[0].finish_reason == "length" else "stop",
                            c.completion_tokens) for c in self.teacher.complete_all(requests)]

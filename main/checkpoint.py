@@ -154,17 +154,51 @@ def save_final(engine: Engine, tokenizer: Any, folder: Path, config: TrainConfig
 
 
 def write_run_info(output: Path, config: TrainConfig, runtime: Runtime, stats: dict[str, Any], accum: int,
-                   steps_per_epoch: int, total_steps: int, model_path: Path) -> None:
+                   steps_per_epoch: int, total_steps: int, model_path: Path, prompt_format: str) -> None:
     from data_generation.models import model_label
 
-    versions = {}
+    info = {"model": model_label(config.model, model_path), "model_path": str(model_path),
+            "prompt_format": prompt_format,
+            "strategy": runtime.strategy, "world_size": runtime.world, "device": str(runtime.device),
+            "grad_accum": accum, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+            "data": stats, "versions": _versions()}
+    (output / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
     for package in ("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "accelerate"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    info = {"model": model_label(config.model, model_path), "model_path": str(model_path),
-            "strategy": runtime.strategy, "world_size": runtime.world, "device": str(runtime.device),
-            "grad_accum": accum, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-            "data": stats, "versions": versions}
-    (output / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return versions
+
+
+def write_training_info(folder: Path, config: TrainConfig, model_path: Path, prompt_format: str,
+                        stats: dict[str, Any], data_fingerprint: dict[str, Any], metrics_path: Path) -> Path:
+    """Rank 0, after the final save: the lineage of the weights in `folder` (see TRAINING_INFO_FILE).
+
+    It chains the data (the training file's sha256 and the merge manifest beside it, with that
+    manifest's sha256 and config fingerprint) to the training run (config and its fingerprint, data
+    statistics, validation loss before and after) to the weights (sha256 over the folder's files), so
+    a report can name exactly what was evaluated and what it learnt from. Rebuilding the dataset
+    changes its sha256 here; nothing points at a folder that may change."""
+    from data_generation.models import TRAINING_INFO_FILE, model_label
+    from data_generation.provenance import dataset_lineage, fingerprint, folder_sha256
+    from main.metrics import read_metrics
+
+    val = [row["val_loss"] for row in read_metrics(metrics_path) if row.get("kind") == "val"] \
+        if metrics_path.is_file() else []
+    info = {"run_name": Path(config.output_dir).name, "mode": config.mode,
+            "base_model": model_label(config.model, model_path), "base_model_path": str(model_path),
+            "prompt_format": prompt_format,
+            "train_data": dataset_lineage(config.train_data),
+            "val_data": dataset_lineage(config.val_data) if config.val_data else None,
+            "data_fingerprint": data_fingerprint, "data": stats,
+            "config": config.to_dict(), "config_fingerprint": fingerprint(config.to_dict()),
+            "val_loss": {"before": val[0] if val else None, "after": val[-1] if val else None},
+            "weights_sha256": folder_sha256(folder, exclude=(TRAINING_INFO_FILE,)), "versions": _versions()}
+    path = folder / TRAINING_INFO_FILE
+    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -21,6 +21,7 @@ MODES = ("full", "lora", "qlora")
 PRECISIONS = ("bf16", "fp16", "fp32")
 SCHEDULES = ("cosine", "linear", "constant")
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed")
+PROMPT_FORMATS = ("auto", "alpaca", "chat")
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,7 @@ class TrainConfig:
     lora_targets: Any = "llama-qv"  # a preset name (main.modeling.LORA_PRESETS) or a list of module names
     # --- data
     train_data: str = ""
+    prompt_format: str = "auto"  # alpaca | chat | auto (chat when the tokenizer has a chat template)
     skip_invalid: bool = False  # skip rows that are not valid records (raw files such as CodeAlpaca's) instead of failing
     val_data: str = ""  # empty: split `val_size` off the training data
     val_size: float = 0  # a count (>= 1) or a fraction (< 1); 0 = no validation
@@ -145,7 +147,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
 def validate(config: TrainConfig) -> None:
     """Checks that do not need the model or the launcher; each message says what to change."""
-    choices = {"mode": MODES, "precision": PRECISIONS, "schedule": SCHEDULES, "strategy": STRATEGIES}
+    choices = {"mode": MODES, "precision": PRECISIONS, "schedule": SCHEDULES, "strategy": STRATEGIES,
+               "prompt_format": PROMPT_FORMATS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ConfigError(f"{key}={getattr(config, key)!r}; choose one of {', '.join(allowed)}")

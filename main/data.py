@@ -4,8 +4,8 @@
   `save_to_disk` folder or a hub id, through `data_generation` readers; a bad row stops with file:line.
 - `split_train_val`: a held-out split that can never share a row with training (see its docstring).
 - `prepare_tokenizer`: the pad-token policy for Llama-family tokenizers (see its docstring).
-- `tokenize_records`: Alpaca prompt from `main.prompt.render_example` (the renderer generation uses),
-  labels -100 on the prompt, EOS appended to the target, truncation counted.
+- `tokenize_records`: the prompt from a `main.prompt` format (alpaca or chat: the renderer generation
+  uses), labels -100 on the prompt, EOS appended to the target, truncation counted.
 
 Batching (packing, padding, the epoch plan) lives in `main.packing` and is re-exported here.
 """
@@ -24,11 +24,13 @@ from data_generation.record import Record, RowError, record_from_row
 from data_generation.sources.base import iter_input_rows
 from main.packing import (IGNORE_INDEX, batches, block_causal_mask, collate_packed, collate_padded, pack,
                           packing_helps, plan_tokens, target_loss_sum, useful_token_fraction)
-from main.prompt import render_example
+from main.prompt import AlpacaFormat, PromptFormat, encode_prompt, encode_prompts
 
 __all__ = [
     "IGNORE_INDEX", "DataStats", "TokenizedExample", "load_records", "prompt_key", "split_train_val",
-    "remove_overlap", "prepare_tokenizer", "needs_resize", "encode_prompt", "encode_prompts", "tokenize_records",
+    "remove_overlap", "prepare_tokenizer", "needs_resize", "tokenize_records",
+    # re-exported from main.prompt (the encoder generation uses too)
+    "encode_prompt", "encode_prompts",
     # re-exported from main.packing, so the training loop needs one import
     "batches", "block_causal_mask", "collate_packed", "collate_padded", "pack", "packing_helps", "plan_tokens",
     "target_loss_sum", "useful_token_fraction",
@@ -193,38 +195,19 @@ def needs_resize(tokenizer: Any, model: Any) -> bool:
 
 # ---------------------------------------------------------------- tokenizing
 
-def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
-    """Prompt ids exactly as generation must feed them: the tokenizer's own prefix (Llama's BOS), never EOS.
-
-    Prompt and target are encoded separately, so the ids a model is trained on after the prompt
-    start at the same token boundary as at generation time (joint encoding can merge across it).
-    """
-    return encode_prompts(tokenizer, [prompt])[0]
-
-
-def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """`encode_prompt` for many prompts in one (parallel, Rust-side) tokenizer call."""
-    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"] if prompts else []
-    out = []
-    for ids in encoded:
-        ids = list(ids)
-        while ids and ids[-1] == tokenizer.eos_token_id:  # tokenizers configured with add_eos_token
-            ids.pop()
-        out.append(ids)
-    return out
-
-
-def tokenize_records(records: Sequence[Record], tokenizer: Any, max_length: int) -> tuple[list[TokenizedExample], DataStats]:
-    """Examples in record order (those with no target token left are dropped and counted)."""
+def tokenize_records(records: Sequence[Record], tokenizer: Any, max_length: int,
+                     prompt_format: PromptFormat | None = None) -> tuple[list[TokenizedExample], DataStats]:
+    """Examples in record order (those with no target token left are dropped and counted).
+    `prompt_format`: how a record becomes its prompt (default: the seeds' Alpaca format)."""
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token; call prepare_tokenizer first")
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2, not {max_length}")
-    pairs = [render_example(r.instruction, r.input, r.output) for r in records]
+    fmt = prompt_format or AlpacaFormat()
     stats = DataStats()
     examples = []
-    prompts = encode_prompts(tokenizer, [p for p, _ in pairs])
-    targets = tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"] if pairs else []
+    prompts = encode_prompts(tokenizer, [fmt.render(r.instruction, r.input) for r in records], templated=fmt.templated)
+    targets = tokenizer([r.output for r in records], add_special_tokens=False)["input_ids"] if records else []
     for prompt, target in zip(prompts, targets):
         ex, truncated, full = _build(prompt, list(target), tokenizer.eos_token_id, max_length)
         stats.longest = max(stats.longest, full)

@@ -172,6 +172,7 @@ def _metrics(samples_path: str | os.PathLike, rows: list[dict[str, Any]], result
         "n": ns[0] if len(ns) == 1 else {"min": ns[0], "max": ns[-1]},
         "num_tasks": len(counts), "num_samples": len(rows), "num_passed": sum(r.passed for r in results),
         "outcomes": dict(outcomes.most_common()),
+        "empty": empty_completions(rows),
         "per_task": {str(t): {"n": n, "c": c} for t, (n, c) in per_task.items()},
         "fingerprint": read_fingerprint(samples_path),
         "samples": {"path": str(samples_path), "sha256": file_sha256(str(samples_path))},
@@ -180,6 +181,16 @@ def _metrics(samples_path: str | os.PathLike, rows: list[dict[str, Any]], result
                     "elapsed_s": round(elapsed, 2), "samples_per_s": round(len(rows) / max(elapsed, 1e-9), 1),
                     "versions": _versions()},
     }
+
+
+def empty_completions(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Samples with nothing to run, by cause (`empty_cause` from main.generate: stop at offset 0, EOS at
+    once, empty code block); a foreign samples file's blank completions count as "blank completion".
+    Shown beside pass@k, so a score decided by the stop rule rather than the model is visible."""
+    causes = Counter(row.get("empty_cause") or ("blank completion" if not row["completion"].strip() else None)
+                     for row in rows)
+    causes.pop(None, None)
+    return {"count": sum(causes.values()), "of": len(rows), "by_cause": dict(causes.most_common())}
 
 
 def _outcome(result: str) -> str:

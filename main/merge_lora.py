@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from data_generation.models import resolve_model_spec
+from data_generation.models import TRAINING_INFO_FILE, resolve_model_spec
 from main.modeling import check_adapter
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
         tokenizer.save_pretrained(str(tmp))
         info = {"adapter": str(adapter), "base": str(base), "base_path": str(base_path), "dtype": dtype, **summary}
         (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if (adapter / TRAINING_INFO_FILE).is_file():  # the lineage (prompt format, data) goes with the weights
+            shutil.copy2(adapter / TRAINING_INFO_FILE, tmp / TRAINING_INFO_FILE)
         if output.exists():
             shutil.rmtree(output)
         os.replace(tmp, output)

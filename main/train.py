@@ -29,11 +29,12 @@ from data_generation.io import DataError
 from data_generation.models import resolve_model_spec
 from main import data
 from main.checkpoint import (find_resume, prune_checkpoints, restore_rng, save_checkpoint, save_final,
-                             write_run_info)
+                             write_run_info, write_training_info)
 from main.config import ConfigError, TrainConfig, grad_accum_steps, load_config, save_config
 from main.engine import Engine, Runtime, all_sum, barrier, init_runtime
 from main.metrics import MetricsLog, plot_loss_curve
 from main.modeling import compute_dtype, load_model, load_tokenizer
+from main.prompt import PromptFormat, get_format
 
 log = logging.getLogger("main.train")
 
@@ -100,7 +101,9 @@ def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     resume_from = find_resume(config, output)
     model_path = resolve_model_spec(config.model)
     tokenizer = load_tokenizer(model_path)
-    dataset = load_data(config, tokenizer)
+    prompt_format = get_format(config.prompt_format, tokenizer)
+    log.info("prompt format: %s", prompt_format.name)
+    dataset = load_data(config, tokenizer, prompt_format)
     accum = grad_accum_steps(config, runtime.world)
     steps_per_epoch = math.ceil(len(plan_for(config, dataset.train, 0)) / (accum * runtime.world))
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -120,19 +123,23 @@ def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     if runtime.main:
         output.mkdir(parents=True, exist_ok=True)
         save_config(config, output / "config.yaml")
-        write_run_info(output, config, runtime, dataset.stats, accum, steps_per_epoch, total_steps, model_path)
+        write_run_info(output, config, runtime, dataset.stats, accum, steps_per_epoch, total_steps, model_path,
+                       prompt_format.name)
     metrics = MetricsLog(output / "metrics.jsonl", enabled=runtime.main,
                          resume_step=start if resume_from is not None else None)
     summary = fit(config, runtime, engine, dataset, metrics, start, total_steps, steps_per_epoch, accum, dtype)
     if config.save_final:
         save_final(engine, tokenizer, output / "final", config)
+        if runtime.main:
+            write_training_info(output / "final", config, model_path, prompt_format.name, dataset.stats,
+                                dataset.fingerprint(), output / "metrics.jsonl")
     if runtime.main and config.plot:
         plot_loss_curve(output / "metrics.jsonl", output / "loss.png", title=f"{config.mode} {Path(str(model_path)).name}")
     barrier(runtime)
     return summary
 
 
-def load_data(config: TrainConfig, tokenizer: Any) -> Data:
+def load_data(config: TrainConfig, tokenizer: Any, prompt_format: PromptFormat) -> Data:
     if not config.train_data:
         raise ConfigError("train_data is empty: give a dataset file (e.g. data/out/merged/train.jsonl)")
     records = data.load_records(config.train_data, skip_invalid=config.skip_invalid)
@@ -143,8 +150,8 @@ def load_data(config: TrainConfig, tokenizer: Any) -> Data:
         records, val_records = data.split_train_val(records, config.val_size, config.seed)
     else:
         val_records = []
-    train, train_stats = data.tokenize_records(records, tokenizer, config.max_length)
-    val, val_stats = data.tokenize_records(val_records, tokenizer, config.max_length)
+    train, train_stats = data.tokenize_records(records, tokenizer, config.max_length, prompt_format)
+    val, val_stats = data.tokenize_records(val_records, tokenizer, config.max_length, prompt_format)
     if not train:
         raise ConfigError(f"{config.train_data}: no example with a target token at max_length={config.max_length}")
     stats = {"train": train_stats.to_dict(), "val": val_stats.to_dict(), "val_dropped_overlap": dropped_overlap}
@@ -208,7 +215,7 @@ def fit(config: TrainConfig, runtime: Runtime, engine: Engine, dataset: Data, me
     engine.model.train()
     plan, plan_epoch = [], -1
     last_val = None
-    if dataset.val and config.eval_every and start == 0:  # the base model's loss: the curve's starting point
+    if dataset.val and start == 0:  # the base model's loss: the curve's starting point
         metrics.write(0, "val", val_loss=evaluate(config, runtime, engine, dataset, dtype))
     for step in range(start, total_steps):
         epoch, offset = divmod(step, steps_per_epoch)

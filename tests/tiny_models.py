@@ -50,14 +50,14 @@ def make_tiny_tokenizer(corpus: list[str] = CORPUS, vocab_size: int = 320) -> Pr
 
 
 def make_tiny_llama(folder: Path, *, seed: int = 0, memorize: str | None = None, steps: int = 60,
-                    hidden_size: int = 32, layers: int = 2) -> Path:
+                    hidden_size: int = 32, layers: int = 2, context: int = 512) -> Path:
     """Save a tiny Llama + tokenizer into `folder` (created) and return it."""
     folder = Path(folder)
     tokenizer = make_tiny_tokenizer()
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=False,
+                         max_position_embeddings=context, tie_word_embeddings=False,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)

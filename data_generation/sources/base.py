@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ class SourceStats:
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read, "emitted": self.emitted, "rejected": dict(sorted(self.rejected.items())),
                 "reject_examples": self.examples}
+
+
+def log_step(log: logging.Logger, source: str, step: int, kept: int, rejected: Counter, progress: str) -> None:
+    """One INFO line per finished step of an LLM-driven source: kept, rejected by reason, progress."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+    log.info("%s step %d: kept %d, rejected %d%s; %s", source, step, kept, sum(rejected.values()),
+             f" ({reasons})" if reasons else "", progress)
 
 
 class Source(Protocol):

@@ -10,6 +10,12 @@ other languages' sources found on the machine. Each *step* takes the next
 3. round 2 — one request per statement: a complete program that contains the function;
 4. the program checks (`data_generation.program_check`): tree-sitter, then the toolchain if present.
 
+`--paths` and `--stdlib` combine: the bundled multi-language sample `data/samples/functions` plus
+the running Python's standard library finds functions in all ten languages on any machine;
+`--max-lines` keeps only short functions (a small teacher copies those whole). With a teacher that
+starts its replies (the local one), round 1 stops at the end of a single statement's paragraph and
+round 2 where the code block closes, so no tokens go to text that is thrown away.
+
 Every function taken ends as exactly one record (in the output journal) or one reject (in the
 rejects file beside it, with its reason, statement and program — never in the dataset). Resume:
 records of a step go to the journal first, then the step's rejects and a `step_done` marker to the
@@ -24,8 +30,9 @@ import itertools
 import json
 import logging
 import random
+import sysconfig
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,16 +40,17 @@ from typing import Any, ClassVar
 from data_generation import corpus
 from data_generation import reverse_instruct as ri
 from data_generation.filters import FilterConfig
-from data_generation.harvest import HarvestStats, Snippet, harvest_paths
+from data_generation.harvest import Deduper, HarvestStats, Snippet, harvest_paths
+from data_generation.harvest import FilterConfig as HarvestFilter
 from data_generation.harvest_langs import LANGUAGES
 from data_generation.parsing import parse_numbered_statements
 from data_generation.program_check import CheckResult, check_programs
 from data_generation.record import Record
 from data_generation.rejects import RejectsFile
 from data_generation.rouge import RougeLFilter
-from data_generation.sources.base import SourceStats
+from data_generation.sources.base import SourceStats, log_step
 from data_generation.teacher import Teacher, add_teacher_arguments, teacher_from_args
-from data_generation.teacher.base import Completion, Decoding, Request
+from data_generation.teacher.base import Completion, Decoding, Request, starts_replies
 from main.execution import Executor, Limits
 
 IMPORT_RUN_LIMITS = Limits(timeout=5.0, memory_mb=1024)  # definitions only: a program needs far less
@@ -53,6 +61,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ReverseInstructConfig:
     paths: tuple[str, ...] = ()  # directories or files to harvest; with no dataset either: the default corpus
+    stdlib: bool = False  # harvest the running Python's standard library too (with paths or a dataset)
+    max_lines: int | None = None  # harvest only functions of at most this many lines (doc comment included)
     dataset: str | None = None  # a HF dataset of functions (hub id, save_to_disk folder or file)
     code_column: str = "code"
     language_column: str = "language"
@@ -76,6 +86,7 @@ class ReverseInstructConfig:
     program_max_tokens: int = 2048
     check_timeout: float = 30.0
     check_workers: int = 2
+    compact_prompts: bool = False  # the *_compact.txt prompts: fewer tokens for a small, CPU-bound teacher
     rejects: str | None = None  # default: OUTPUT with suffix .rejects.jsonl
 
     def __post_init__(self) -> None:
@@ -83,6 +94,8 @@ class ReverseInstructConfig:
             raise ValueError("snippets_per_request, requests_per_step and check_workers must be >= 1")
         if (self.limit is not None and self.limit < 1) or (self.per_language is not None and self.per_language < 1):
             raise ValueError("limit and per_language must be >= 1")
+        if self.max_lines is not None and self.max_lines < HarvestFilter.min_lines:
+            raise ValueError(f"max_lines must be >= {HarvestFilter.min_lines} (the shortest function harvested)")
         if not 0 < self.min_words <= self.max_words:
             raise ValueError("need 0 < min_words <= max_words")
         unknown = set(self.languages) - set(LANGUAGES)
@@ -107,12 +120,23 @@ class ReverseInstructSource:
         self.step = 0
         self.kept_languages: Counter = Counter()  # records per language, over the whole (resumed) run
         self.corpus_summary: dict[str, Any] = {}
+        self.sent = 0  # functions sent to the teacher so far, over the whole (resumed) run
+        self.stop_reason: str | None = None  # never set: a run ends when its functions are done
+        self.on_step: Callable[[], None] | None = None  # called after each finished step (the CLI's manifest)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         d = ReverseInstructConfig()
         g = parser.add_argument_group("functions to harvest (default: the Python stdlib + sources found here)")
-        g.add_argument("--paths", nargs="+", default=[], help="directories or files of source code")
+        g.add_argument("--paths", nargs="+", default=[],
+                       help="directories or files of source code, e.g. data/samples/functions (a small sample "
+                            "in all ten languages that ships with the repo)")
+        g.add_argument("--stdlib", action="store_true",
+                       help="also harvest the running Python's standard library (with --paths or --dataset; "
+                            "without either, the default corpus includes it anyway)")
+        g.add_argument("--max-lines", type=int, default=None,
+                       help="harvest only functions of at most this many lines, doc comment included "
+                            "(short functions suit a small teacher; default: up to 200)")
         g.add_argument("--dataset", default=None, help="HF dataset of functions: hub id, save_to_disk folder or file")
         for column in ("code", "language", "path", "repo", "license"):
             g.add_argument(f"--{column}-column", default=getattr(d, f"{column}_column"),
@@ -137,6 +161,9 @@ class ReverseInstructSource:
         g.add_argument("--program-max-tokens", type=int, default=d.program_max_tokens)
         g.add_argument("--check-timeout", type=float, default=d.check_timeout, help="seconds per toolchain check")
         g.add_argument("--check-workers", type=int, default=d.check_workers, help="toolchain checks run together")
+        g.add_argument("--compact-prompts", action="store_true",
+                       help="shorter prompts (prompts/reverse_instruct_*_compact.txt) for a small teacher on a CPU, "
+                            "where prompt tokens cost most of the time")
         g.add_argument("--rejects", default=None, help="rejects file (default: OUTPUT with .rejects.jsonl)")
         add_teacher_arguments(parser)
 
@@ -166,7 +193,8 @@ class ReverseInstructSource:
         languages = {lang: {"functions": v["records"] + sum(v["rejected"].values()), "records": v["records"],
                             "rejected": dict(sorted(v["rejected"].items()))}
                      for lang, v in sorted(per_language.items())}
-        return {"teacher_usage": self.teacher.usage(), "steps": self.step, "corpus": self.corpus_summary,
+        return {"teacher_usage": self.teacher.usage(), "steps": self.step, "functions_sent": self.sent,
+                "corpus": self.corpus_summary,
                 "harvest": self.harvest.as_dict(), "languages": languages, "rejects_file": str(self.rejects.path)}
 
     def close(self) -> None:
@@ -188,6 +216,7 @@ class ReverseInstructSource:
         if keep != len(done) or self.rejects.after(self.step):
             log.warning("step %d was cut by a crash: it is run again", self.step)
         self.rejects.truncate(self.step)
+        self.sent = keep + len(self.rejects.rows)  # each function sent is one record or one reject
         pooled = [(r.meta["index"], r.instruction) for r in done[:keep]]
         pooled += [(row["index"], row["statement"]) for row in self.rejects.rows if row.get("pooled")]
         for _, statement in sorted(pooled):
@@ -216,30 +245,46 @@ class ReverseInstructSource:
             yield records
             self.rejects.append_step(self.step, rejects, kept=len(records))
             self.kept_languages.update(r.language for r in records)
-            log.info("step %d: %d of %d functions became records", self.step, len(records), len(chunk))
+            self.sent += len(chunk)
+            log_step(log, self.name, self.step, len(records), Counter(row["reason"] for row in rejects),
+                     f"{sum(self.kept_languages.values())} records from {self.sent} functions"
+                     + (f" of at most {self.cfg.limit}" if self.cfg.limit else ""))
             self.step += 1
+            if self.on_step is not None:
+                self.on_step()
 
     def _snippets(self) -> Iterator[Snippet]:
         """Functions in a fixed order: round-robin over the languages of the paths or the default
         corpus (so a --limit sample covers them all), then the dataset's rows in order."""
         cfg, langs = self.cfg, self.cfg.languages or sorted(LANGUAGES)
+        limits = HarvestFilter() if cfg.max_lines is None else HarvestFilter(max_lines=cfg.max_lines)
         if not cfg.paths and not cfg.dataset:
             found = corpus.default_corpus()
             self.corpus_summary = {lang: [str(p) for p in roots] for lang, roots in found.items()}
             log.info("default corpus (the Python stdlib and the sources found here):\n%s",
                      corpus.describe_corpus(found))
             yield from _round_robin([corpus.harvest_corpus({lang: found[lang]}, [lang], cfg.per_language,
-                                                           self.harvest) for lang in langs if found.get(lang)])
+                                                           self.harvest, limits) for lang in langs if found.get(lang)])
             return
-        self.corpus_summary = {"paths": list(cfg.paths), "dataset": cfg.dataset}
-        if cfg.paths:
-            yield from _round_robin([harvest_paths(cfg.paths, [lang], cfg.per_language, self.harvest)
-                                     for lang in langs])
+        stdlib = sysconfig.get_paths()["stdlib"] if cfg.stdlib else None
+        self.corpus_summary = {"paths": list(cfg.paths), "stdlib": stdlib, "dataset": cfg.dataset}
+        if cfg.paths or stdlib:
+            yield from _round_robin([self._language_stream(lang, stdlib, limits) for lang in langs])
         if cfg.dataset:
             yield from corpus.iter_dataset_snippets(
                 cfg.dataset, code_column=cfg.code_column, language_column=cfg.language_column,
                 path_column=cfg.path_column, repo_column=cfg.repo_column, license_column=cfg.license_column,
-                split=cfg.split, languages=cfg.languages or None, quota=cfg.per_language, stats=self.harvest)
+                split=cfg.split, languages=cfg.languages or None, quota=cfg.per_language, stats=self.harvest,
+                cfg=limits)
+
+    def _language_stream(self, lang: str, stdlib: str | None, limits: HarvestFilter) -> Iterator[Snippet]:
+        """One language's functions: from the paths first, then (Python) from the standard library,
+        with one dedup across both."""
+        dedup = Deduper()
+        if self.cfg.paths:
+            yield from harvest_paths(self.cfg.paths, [lang], self.cfg.per_language, self.harvest, limits, dedup)
+        if stdlib and lang == "python":
+            yield from harvest_paths([stdlib], [lang], self.cfg.per_language, self.harvest, limits, dedup)
 
     def _decoding(self, tag: str, *, temperature: float, max_tokens: int, stop: tuple[str, ...] = ()) -> Decoding:
         return Decoding(temperature=temperature, top_p=self.cfg.top_p, max_tokens=max_tokens, stop=stop,
@@ -294,9 +339,13 @@ class ReverseInstructSource:
         for r, group in enumerate(groups):
             tag = f"reverse-instruct:r1:{self.cfg.seed}:{self.step}:{r}"
             prompt = ri.build_statement_prompt([s for _, s in group], min_words=self.cfg.min_words,
-                                               max_words=self.cfg.max_words)
+                                               max_words=self.cfg.max_words, compact=self.cfg.compact_prompts)
+            stop: tuple[str, ...] = (f"\n{len(group) + 1}.",)
+            if len(group) == 1 and starts_replies(self.teacher):
+                # the reply began with "1. Write the ...": its statement is the first paragraph
+                stop += ("\n\n", "\n```")
             decoding = self._decoding(tag, temperature=self.cfg.temperature, max_tokens=self.cfg.statement_max_tokens,
-                                      stop=(f"\n{len(group) + 1}.",))
+                                      stop=stop)
             requests.append(Request.chat(prompt, tag=tag, decoding=decoding,
                                          reply_prefix=ri.statement_prefix(group[0][1])))
         out = {}
@@ -330,9 +379,12 @@ class ReverseInstructSource:
         requests = []
         for (index, snippet), statement, _ in novel:
             tag = f"reverse-instruct:r2:{self.cfg.seed}:{index}"
+            # the local teacher opened the code block itself (reply_prefix): the program ends where it closes
             decoding = self._decoding(tag, temperature=self.cfg.program_temperature,
-                                      max_tokens=self.cfg.program_max_tokens)
-            requests.append(Request.chat(ri.build_program_prompt(snippet, statement), tag=tag, decoding=decoding,
+                                      max_tokens=self.cfg.program_max_tokens,
+                                      stop=("```",) if starts_replies(self.teacher) else ())
+            prompt = ri.build_program_prompt(snippet, statement, compact=self.cfg.compact_prompts)
+            requests.append(Request.chat(prompt, tag=tag, decoding=decoding,
                                          reply_prefix=ri.program_prefix(snippet.language)))
         programs = []
         for ((index, snippet), statement, first), completion in zip(novel, self.teacher.complete_all(requests)):

@@ -37,7 +37,8 @@ def _local(args: argparse.Namespace) -> Teacher:
     from data_generation.teacher.local import LocalTeacher
 
     return LocalTeacher(args.model or DEFAULT_LOCAL_MODEL, cache_dir=None if args.no_cache else args.cache_dir,
-                        device=args.device, batch_size=args.local_batch_size, progress=not args.no_progress)
+                        device=args.device, batch_size=args.local_batch_size, threads=args.threads,
+                        progress=not args.no_progress)
 
 
 TEACHERS: dict[str, Callable[[argparse.Namespace], Teacher]] = {"openai": _openai, "local": _local}
@@ -61,6 +62,8 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prices", type=Path, default=None, help="price table JSON (USD per 1M tokens) for cost estimates")
     g.add_argument("--device", default=None, help="local teacher: torch device (default cuda if available, else cpu)")
     g.add_argument("--local-batch-size", type=int, default=4, help="local teacher: prompts generated together")
+    g.add_argument("--threads", type=int, default=None,
+                   help="local teacher: torch CPU threads (default: torch's choice, $OMP_NUM_THREADS or the cores)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

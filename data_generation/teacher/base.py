@@ -108,7 +108,12 @@ class TeacherError(RuntimeError):
 
 
 class Teacher(Protocol):
-    """A model that answers Requests. `complete_all` keeps request order in its result."""
+    """A model that answers Requests. `complete_all` keeps request order in its result.
+
+    A backend that starts its replies with `Request.reply_prefix` says so with a class attribute
+    `starts_replies = True` (see `starts_replies`); callers may then rely on it, e.g. stop at the
+    fence that closes a code block the prefix opened.
+    """
 
     model: str
 
@@ -119,3 +124,9 @@ class Teacher(Protocol):
     def usage(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def starts_replies(teacher: object) -> bool:
+    """Whether `teacher` starts each reply with its request's `reply_prefix` (the local teacher does;
+    HTTP backends send the conversation alone and the model writes the whole reply)."""
+    return bool(getattr(teacher, "starts_replies", False))

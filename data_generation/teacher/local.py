@@ -132,6 +132,8 @@ class LocalTeacher:
     `threads` sets torch's CPU threads (process-wide).
     """
 
+    starts_replies = True  # a chat request's reply_prefix is generated after: see base.starts_replies
+
     def __init__(self, model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None,
                  cache: CompletionCache | None = None, models_dir: Path = DEFAULT_CACHE_DIR,
                  name: str | None = None, device: str | None = None, dtype: str = "auto",

@@ -23,7 +23,7 @@ from data_generation.sources.codecontests import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests" / "fixtures" / "code_contests_sample.jsonl"
+FIXTURE = REPO / "data" / "samples" / "code_contests_sample.jsonl"
 ALL_LANGUAGES = ["python3", "python2", "cpp", "java"]
 # Written out rather than taken from the module, so a wrong name there cannot pass unnoticed.
 DISPLAY = {"python": "Python 3", "python2": "Python 2", "cpp": "C++", "java": "Java"}

@@ -15,7 +15,7 @@ def sources(tmp_path_factory, code_alpaca_2k, repo_root):
     tmp = tmp_path_factory.mktemp("sources")
     ca, cc = tmp / "codealpaca.jsonl", tmp / "codecontests.jsonl"
     assert main(["codealpaca", "--input", str(code_alpaca_2k), "--output", str(ca)]) == 0
-    assert main(["codecontests", "--input", str(repo_root / "tests/fixtures/code_contests_sample.jsonl"),
+    assert main(["codecontests", "--input", str(repo_root / "data/samples/code_contests_sample.jsonl"),
                  "--output", str(cc), "--solutions", "all", "--max-per-language", "2"]) == 0
     return ca, cc
 

@@ -9,6 +9,8 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "harvest"
 
@@ -54,3 +56,15 @@ def test_embedded_teacher_from_a_directory_and_from_the_stdlib(smollm2: Path, tm
     rows = out.read_text().splitlines() or out.with_suffix(".rejects.jsonl").read_text().splitlines()
     row = json.loads(rows[0])
     assert (row["meta"] if "meta" in row else row)["function"]["path"].startswith(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.mark.slow
+def test_embedded_teacher_on_the_bundled_sample_keeps_checked_programs(smollm2: Path, tmp_path: Path) -> None:
+    """The bundled sample (data/samples/functions) with the script's local settings: a tiny run keeps
+    checked programs, and the manifest says the run completed."""
+    out = tmp_path / "samples.jsonl"
+    manifest = run_script(out, smollm2, tmp_path / "cache", PATHS="data/samples/functions", STDLIB="1",
+                          LANGUAGES="python,ruby", LIMIT="4")
+    records = check_accounting(out, manifest, 4)
+    assert manifest["status"] == "completed" and manifest["config"]["compact_prompts"]
+    assert records, "no function of the sample became a record"

@@ -225,7 +225,10 @@ def test_teacher_failure_stops_with_progress_kept_and_resumes(server, env_key, t
         assert main(run_args(srv, out, tmp_path / "cache")) == 1
         assert len(srv.completion_requests()) <= 9, "a 401 stops at once: no retries"
     assert 0 < len(out.read_bytes().splitlines()) < 40
-    assert not Path(f"{out}.manifest.json").exists()
+    # the manifest describes the finished steps and says why the run stopped
+    stopped = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert stopped["status"] == "failed" and "401" in stopped["stop_reason"]
+    assert stopped["total_records"] == len(out.read_bytes().splitlines()) and stopped["steps"] == 2
     with LoopbackServer(scripted_reply) as srv:
         assert main(run_args(srv, out, tmp_path / "cache")) == 0
         assert len(srv.completion_requests()) == full_run - 6, "the two finished steps came from the cache"

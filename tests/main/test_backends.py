@@ -1,4 +1,3 @@
-import json
 import sys
 import types
 
@@ -11,7 +10,6 @@ from main.backends import (
     SamplingSettings,
     TransformersBackend,
     VLLMBackend,
-    base_checkpoint,
     make_backend,
     sample_row,
 )
@@ -110,15 +108,6 @@ def test_settings_are_validated():
         make_backend("tgi", "m")
 
 
-def test_base_checkpoint_comes_from_the_adapter_config(tmp_path):
-    (tmp_path / "adapter").mkdir()
-    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))
-    assert base_checkpoint(tmp_path, str(tmp_path / "adapter")) == "org/base"
-    assert base_checkpoint(tmp_path, None) is None
-    (tmp_path / "merge_info.json").write_text(json.dumps({"base": "org/merged-from"}))  # main.merge_lora's record
-    assert base_checkpoint(tmp_path, None) == "org/merged-from"
-
-
 def test_openai_backend_sends_one_seeded_request_per_row():
     from data_generation.teacher.loopback import LoopbackServer, Reply
 
@@ -154,8 +143,13 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
         def __init__(self, **kwargs):
             made.update(kwargs)
 
+        def get_tokenizer(self):
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(made["model"])
+
         def generate(self, prompts, params, lora_request=None, use_tqdm=False):
-            made["params"] = params
+            made["params"], made["prompts"] = params, prompts
             return [out("a", "stop", "\ndef"), out("bb", "stop", None), out("ccc", "length", None)]
 
     fake.LLM = LLM
@@ -163,8 +157,10 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
     model = make_tiny_llama(tmp_path / "m")
     backend = VLLMBackend(str(model), dtype="bfloat16")
     settings = SamplingSettings(temperature=0.2, top_p=0.95, max_new_tokens=64, stop=("\ndef",))
-    result = backend.generate([Row("p", 1), Row("q", 2), Row("r", 3)], settings)
+    result = backend.generate([Row("p", 1), Row("q", 2), Row("r", 3, templated=True)], settings)
     assert [p["seed"] for p in made["params"]] == [1, 2, 3] and made["model"] == str(model)
+    tokenizer = backend.llm.get_tokenizer()  # token ids go in: the encoder training uses, no second BOS
+    assert made["prompts"][2] == {"prompt_token_ids": tokenizer("r", add_special_tokens=False)["input_ids"]}
     assert made["params"][0] == {"n": 1, "temperature": 0.2, "top_p": 0.95, "top_k": -1, "max_tokens": 64,
                                  "stop": ["\ndef"], "seed": 1}
     assert [(g.text, g.finish_reason) for g in result] == [("a", "stop"), ("bb", "eos"), ("ccc", "length")]
@@ -205,4 +201,3 @@ def test_lora_adapter_merged_or_not_changes_the_model_the_same_way(tmp_path, one
     separate = TransformersBackend(str(base), adapter=str(tmp_path / "adapter"), merge_adapter=False)
     assert merged.describe()["adapter_merged"] and not separate.describe()["adapter_merged"]
     assert merged.generate(rows, settings) == separate.generate(rows, settings) != plain
-    assert base_checkpoint(base, str(tmp_path / "adapter")) == str(base)

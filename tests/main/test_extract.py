@@ -18,6 +18,11 @@ HE_PROMPT = ('from typing import List\n\n\ndef is_palindrome(s: str) -> bool:\n 
              'make_palindrome(\'cat\')\n    \'catac\'\n    """\n')
 HE = Problem("HumanEval/10", HE_PROMPT, "def check(candidate):\n    assert candidate('cat') == 'catac'\n"
              "check(make_palindrome)\n", "make_palindrome", "    return string\n")
+def extract(raw, style, problem, **kwargs):
+    """Extraction under the style's own stop rule (what main.generate runs when no --stop is given)."""
+    return extract_completion(raw, style, problem, stop=style.stop, after_fence=style.stop_after_fence, **kwargs)
+
+
 MBPP = Problem(2, "Write a function to add two numbers.", "assert add(1, 2) == 3\n", "add", "def add(a, b):\n"
                "    return a + b", {"test_list": ["assert add(1, 2) == 3"]})
 
@@ -52,6 +57,8 @@ def test_closed_fence_end(text, end):
     ("```Python\n    def f():\n        pass\n```", ["def f():\n    pass"]),  # indented in a list: dedented
     ("```python\ndef f():\n    return 1", ["def f():\n    return 1"]),  # cut by max tokens: kept
     ("plain text", []),
+    ("def f():\n    return 1\n```\n\nThis function returns `1`.", ["def f():\n    return 1"]),  # no opening fence
+    ("Here it is:\n```\ndef f():\n    return 1", ["def f():\n    return 1"]),  # after prose a bare fence opens
 ])
 def test_python_blocks(text, blocks):
     assert python_blocks(text) == blocks
@@ -114,14 +121,14 @@ def _runs(program: str, tests: str) -> bool:
     "            return string + string[:i][::-1]\n    return string\n",
 ])
 def test_humaneval_alpaca_completion_is_a_program_that_passes(raw):
-    completion = extract_completion(raw, STYLES["humaneval-alpaca"], HE)
+    completion = extract(raw, STYLES["humaneval-alpaca"], HE).completion
     ast.parse(completion)
     assert _runs(completion, HE.tests)
 
 
 def test_humaneval_completion_style_continues_the_prompt():
     raw = "    return string + string[::-1]\n\ndef unrelated():\n    pass\n"
-    completion = extract_completion(raw, STYLES["humaneval-completion"], HE)
+    completion = extract(raw, STYLES["humaneval-completion"], HE).completion
     assert completion == "    return string + string[::-1]\n"
     ast.parse(HE.prompt + completion)
 
@@ -132,5 +139,36 @@ def test_humaneval_completion_style_continues_the_prompt():
     ("mbpp-3shot", "def add(a, b):\r\n    return a + b\n[DONE]\nYou are an expert"),
 ])
 def test_mbpp_completion_is_the_program_without_the_models_own_asserts(style, raw):
-    completion = extract_completion(raw, STYLES[style], MBPP)
+    completion = extract(raw, STYLES[style], MBPP).completion
     assert "assert" not in completion and _runs(completion, MBPP.tests)
+
+
+def test_no_stop_reaches_extraction_too():
+    """--no-stop: the generation ran without stops, so extraction must not cut at the style's stops."""
+    raw = "\n#  a comment first\n    return string\n"
+    style = STYLES["humaneval-completion"]
+    assert extract(raw, style, HE).completion == ""  # Codex's "\n#" fires at offset 0
+    free = extract_completion(raw, style, HE, stop=(), after_fence=False)
+    assert free.completion == raw and free.stopped_by is None and free.empty_cause is None
+
+
+@pytest.mark.parametrize("style, raw, finish, cause", [
+    ("humaneval-completion", "\ndef helper():\n    pass", "stop", "stop at offset 0"),
+    ("humaneval-completion", "", "eos", "EOS at once"),
+    ("humaneval-completion", "   \n", "length", "empty generation"),
+    ("humaneval-chat", "```python\n```\nThat is all.", "stop", "empty code block"),
+    ("mbpp-chat", "", "eos", "EOS at once"),
+    ("humaneval-completion", "    return string\n", "eos", None),
+    ("mbpp-chat", "```python\ndef add(a, b):\n    return a + b\n```", "stop", None),
+])
+def test_empty_completions_say_why(style, raw, finish, cause):
+    problem = MBPP if style.startswith("mbpp") else HE
+    assert extract(raw, STYLES[style], problem, finish_reason=finish).empty_cause == cause
+
+
+def test_demo_assignments_that_shadow_builtins_are_dropped():
+    code = 'def shout(s):\n    return str(s).upper()\n\nstr = "hello"\nlist: int = 3\nLIMIT = 10\n'
+    kept = keep_definitions(code)
+    assert "LIMIT = 10" in kept and 'str = "hello"' not in kept and "list: int" not in kept
+    namespace: dict = {}
+    exec(compile(kept + "\nassert shout(5) == '5'\n", "<sample>", "exec"), namespace)  # noqa: S102

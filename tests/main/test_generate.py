@@ -27,7 +27,7 @@ def tiny(tmp_path_factory):
 def command(model, output, *extra):
     return ["--benchmark", "humaneval", "--model", str(model), "--limit", "3", "--num-samples", "4",
             "--temperature", "0.8", "--max-new-tokens", "24", "--threads", "1", "--no-progress",
-            "--output", str(output), *extra]
+            "--prompt-style", "completion", "--output", str(output), *extra]
 
 
 def lines(path):
@@ -114,6 +114,8 @@ def test_torchrun_two_ranks_write_their_own_shards_and_match_one_process(tiny, t
 
 @pytest.mark.slow
 def test_smollm2_generates_humaneval_samples_end_to_end(smollm2, tmp_path):
+    """The embedded instruct model is asked through its own chat template by default, and its code
+    block becomes a full program."""
     output = tmp_path / "smollm2.jsonl"
     assert main(["--benchmark", "humaneval", "--model", str(smollm2), "--limit", "2", "--n", "2",
                  "--max-new-tokens", "64", "--batch-size", "4", "--no-progress", "--output", str(output)]) == 0
@@ -121,10 +123,61 @@ def test_smollm2_generates_humaneval_samples_end_to_end(smollm2, tmp_path):
     prompts = {p.task_id: p.prompt for p in load_humaneval()[:2]}
     assert [(r["task_id"], r["sample"]) for r in rows] == [(t, s) for t in prompts for s in range(2)]
     for row in rows:
-        assert row["raw"].startswith(row["completion"]) and row["finish_reason"] in ("stop", "eos", "length")
-        assert not any(stop in row["completion"] for stop in COMPLETION_STOPS)
-        assert row["num_tokens"] <= 64 and not row["completion_is_full_program"]
-    assert any(r["completion"].strip() for r in rows)  # a real model writes code, not nothing
+        assert row["finish_reason"] in ("stop", "eos", "length") and row["num_tokens"] <= 64
+        assert row["completion_is_full_program"] and row["prompt_style"] == "humaneval-chat"
+        assert "empty_cause" in row and "```" not in row["completion"]
+    assert any("def " in r["completion"] for r in rows)  # a real model writes code, not nothing
     meta = json.loads(output.with_name("smollm2.jsonl.meta.json").read_text())
     assert meta["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct+gguf") and meta["complete"]
-    assert meta["backend"]["device"] == "cpu" and meta["prompt_style"] == "humaneval-completion"
+    assert meta["backend"]["device"] == "cpu" and meta["prompt_style"] == "humaneval-chat"
+    assert meta["prompt_style_chosen_by"] == "its tokenizer has a chat template"
+    assert meta["base_checkpoint"] == meta["model"]  # a base model is its own base: one name
+
+def test_no_stop_reaches_extraction_and_the_meta_records_what_ran(tiny, tmp_path):
+    output = tmp_path / "free.jsonl"
+    assert main([*command(tiny, output), "--no-stop", "--num-samples", "1", "--greedy"]) == 0
+    rows = [json.loads(line) for line in lines(output)]
+    assert all(r["completion"] == r["raw"] and r["stopped_by"] is None for r in rows)
+    meta = json.loads(output.with_name("free.jsonl.meta.json").read_text())
+    assert meta["decoding"]["stop"] == [] and meta["decoding"]["stop_after_fence"] is False
+
+
+def test_default_style_follows_the_tokenizer_then_the_adapters_training(tiny, tmp_path):
+    """Chat for a tokenizer with a chat template, the raw prompt without one, and for an adapter the
+    format it was trained in, recorded beside it with the lineage the report chains to."""
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from data_generation.models import TRAINING_INFO_FILE
+    from data_generation.provenance import folder_sha256
+
+    base = ["--benchmark", "humaneval", "--task-ids", "HumanEval/2,HumanEval/15", "--greedy", "--max-new-tokens", "8",
+            "--threads", "1", "--no-progress"]  # short prompts: the Alpaca one fits the tiny model's context
+    assert main([*base, "--model", str(tiny), "--output", str(tmp_path / "chat.jsonl")]) == 0
+    meta = json.loads((tmp_path / "chat.jsonl.meta.json").read_text())
+    assert meta["prompt_style"] == "humaneval-chat" and meta["prompt_format"] == "chat"
+
+    plain = tmp_path / "plain"  # the same model whose tokenizer has no chat template: a base model
+    AutoModelForCausalLM.from_pretrained(tiny).save_pretrained(plain)
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(plain)
+    assert main([*base, "--model", str(plain), "--output", str(tmp_path / "raw.jsonl")]) == 0
+    assert json.loads((tmp_path / "raw.jsonl.meta.json").read_text())["prompt_style"] == "humaneval-completion"
+
+    adapter = tmp_path / "adapter"
+    lora = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
+                               peft.LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    lora.save_pretrained(adapter)
+    info = {"run_name": "tuned-run", "base_model": str(tiny), "prompt_format": "alpaca",
+            "train_data": {"path": "train.jsonl", "sha256": "ab" * 32},
+            "weights_sha256": folder_sha256(adapter)}
+    (adapter / TRAINING_INFO_FILE).write_text(json.dumps(info))
+    assert main([*base, "--model", str(tiny), "--adapter", str(adapter), "--output", str(tmp_path / "t.jsonl")]) == 0
+    meta = json.loads((tmp_path / "t.jsonl.meta.json").read_text())
+    assert meta["prompt_style"] == "humaneval-alpaca" and meta["prompt_style_chosen_by"] == "the format it was trained in"
+    assert meta["run_name"] == "tuned-run" and meta["base_checkpoint"] == str(tiny) == meta["model"]
+    assert meta["training"]["weights_verified"] and meta["training"]["train_data"]["sha256"] == "ab" * 32
+    explicit = [*base, "--model", str(tiny), "--adapter", str(adapter), "--prompt-style", "chat"]
+    assert main([*explicit, "--output", str(tmp_path / "e.jsonl")]) == 0  # an explicit style wins
+    assert json.loads((tmp_path / "e.jsonl.meta.json").read_text())["prompt_style"] == "humaneval-chat"

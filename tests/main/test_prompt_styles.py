@@ -4,7 +4,8 @@ import pytest
 
 from main.problems import load_humaneval, load_mbpp
 from main.prompt import render_prompt
-from main.prompt_styles import COMPLETION_STOPS, STYLES, get_style
+from main.prompt_styles import COMPLETION_STOPS, STYLES, default_style, get_style
+from tests.tiny_models import make_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +14,7 @@ def humaneval():
 
 
 def test_humaneval_completion_is_the_raw_prompt_with_codex_stops(humaneval):
-    style = get_style("humaneval")  # the default, as CodeCapybara and human-eval prompt
+    style = get_style("humaneval", "completion")  # as CodeCapybara and human-eval prompt a base model
     assert style.name == "humaneval-completion" and not style.full_program
     assert style.render(humaneval[0]) == humaneval[0].prompt
     assert style.stop == COMPLETION_STOPS == ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
@@ -29,7 +30,7 @@ def test_humaneval_alpaca_uses_the_training_prompt(humaneval):
 def test_mbpp_alpaca_is_the_seeds_wording(mbpp_full):
     problem = load_mbpp(str(mbpp_full))[0]
     assert problem.task_id == 11
-    prompt = get_style("mbpp").render(problem)
+    prompt = get_style("mbpp", "alpaca").render(problem)
     tests = "\n".join(problem.meta["test_list"])
     assert len(problem.meta["test_list"]) == 3
     assert prompt == render_prompt("You are an expert Python programmer, and here is your task: "
@@ -52,14 +53,38 @@ def test_mbpp_3shot_shows_tasks_2_3_4_between_begin_and_done(mbpp_full):
 
 
 @pytest.mark.parametrize("benchmark, name, full", [
-    ("humaneval", None, "humaneval-completion"), ("humaneval", "completion", "humaneval-completion"),
-    ("mbpp", None, "mbpp-alpaca"), ("mbpp", "3shot", "mbpp-3shot"), ("mbpp", "mbpp-3shot", "mbpp-3shot"),
+    ("humaneval", "completion", "humaneval-completion"), ("humaneval", "chat", "humaneval-chat"),
+    ("mbpp", "alpaca", "mbpp-alpaca"), ("mbpp", "3shot", "mbpp-3shot"), ("mbpp", "mbpp-3shot", "mbpp-3shot"),
 ])
 def test_style_names(benchmark, name, full):
     assert get_style(benchmark, name).name == full
 
 
-@pytest.mark.parametrize("benchmark, name", [("humaneval", "3shot"), ("mbpp", "humaneval-alpaca"), ("x", None)])
+@pytest.mark.parametrize("benchmark, chat, trained, expected", [
+    ("humaneval", True, None, "humaneval-chat"),  # an instruct model: its own chat template
+    ("humaneval", False, None, "humaneval-completion"),  # a base model: the raw prompt
+    ("mbpp", True, None, "mbpp-chat"),
+    ("mbpp", False, None, "mbpp-3shot"),
+    ("humaneval", True, "alpaca", "humaneval-alpaca"),  # an adapter: the format it was trained in
+    ("mbpp", False, "chat", "mbpp-chat"),
+])
+def test_default_style_follows_the_model(benchmark, chat, trained, expected):
+    assert default_style(benchmark, chat_template=chat, trained_format=trained) == expected
+
+
+def test_chat_styles_render_through_the_chat_template(humaneval):
+    tokenizer = make_tiny_tokenizer()
+    style = get_style("humaneval", "chat")
+    prompt = style.render(humaneval[2], tokenizer=tokenizer)
+    instruction = "Create a Python script for this problem:\n" + humaneval[2].prompt.rstrip()
+    assert prompt == f"<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n"
+    assert style.templated and style.full_program and style.stop_after_fence and style.stop == ()
+    assert style.instruction(humaneval[2]) == instruction == get_style("humaneval", "alpaca").instruction(humaneval[2])
+    with pytest.raises(ValueError, match="needs a tokenizer with a chat template"):
+        style.render(humaneval[2])
+
+
+@pytest.mark.parametrize("benchmark, name", [("humaneval", "3shot"), ("mbpp", "humaneval-alpaca"), ("x", "chat")])
 def test_unknown_styles_say_what_exists(benchmark, name):
     with pytest.raises(ValueError, match="choose from"):
         get_style(benchmark, name)

@@ -52,3 +52,22 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert (tmp_path / "o" / "report.md").exists()
     assert report.main([str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_rows_name_the_run_style_tasks_and_empty_completions_and_the_heading_names_the_subset(tmp_path: Path) -> None:
+    rows = []
+    for name, c in (("base", 1), ("tuned", 2)):
+        folder = make_run(tmp_path / name, "HuggingFaceTB/SmolLM2-135M-Instruct", {"t1": (1, c > 1), "t2": (1, 1)})
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["fingerprint"].update(run_name=f"{name} run", prompt_style="humaneval-chat",
+                                      base_checkpoint="HuggingFaceTB/SmolLM2-135M-Instruct",
+                                      dataset={"subset": "first 2 of 164 tasks"})
+        metrics["empty"] = {"count": 1, "of": 2, "by_cause": {"stop at offset 0": 1}}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        rows.append(folder)
+    text = report.write_report(rows, tmp_path / "out").read_text()
+    assert "## humaneval: first 2 of 164 tasks (a subset: not comparable with full-benchmark numbers)" in text
+    assert "| Model | Base checkpoint | pass@1 | pass@10 | pass@100 | Prompt style | Tasks | n | Empty |" in text
+    assert "| base run | HuggingFaceTB/SmolLM2-135M-Instruct | 50.00 | – | – | `humaneval-chat` | 2 | 1 | 1 of 2 |" in text
+    assert "| tuned run | HuggingFaceTB/SmolLM2-135M-Instruct | 100.00 |" in text
+    assert "empty completions: stop at offset 0 1" in text

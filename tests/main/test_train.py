@@ -34,7 +34,8 @@ def setup(tmp_path_factory):
 
 def _args(setup, out, *extra):
     return [f"model={setup / 'model'}", f"train_data={setup / 'train.json'}", f"output_dir={out}", "precision=fp32",
-            "lr=1e-2", "micro_batch_size=4", "global_batch_size=8", "plot=false", "num_threads=1", *extra]
+            "lr=1e-2", "micro_batch_size=4", "global_batch_size=8", "plot=false", "num_threads=1",
+            "prompt_format=alpaca", *extra]  # the seeds' format: the lengths below are set for it
 
 
 def _weights(folder):
@@ -120,6 +121,31 @@ def test_ragged_last_step_and_all_masked_micro_batch_stay_finite(setup, tmp_path
     loss.backward()
     assert loss.item() == 0.0 and detached.item() == 0.0
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+def test_chat_format_and_the_lineage_recorded_with_the_adapter(setup, tmp_path):
+    """prompt_format=auto picks the tokenizer's chat template; the adapter folder records the format, the
+    training file's sha256 and the manifest beside it, the validation loss before and after, and a
+    sha256 of its own weights: what a report needs to chain a number back to its data."""
+    from data_generation.models import TRAINING_INFO_FILE
+    from data_generation.provenance import file_sha256, folder_sha256
+
+    data = tmp_path / "merged"
+    data.mkdir()
+    shutil.copy(setup / "train.json", data / "train.json")
+    (data / "manifest.json").write_text(json.dumps({"config_fingerprint": "cafe"}))
+    out = tmp_path / "chat"
+    args = [a for a in _args(setup, out, "max_steps=2", "val_size=8") if a != "prompt_format=alpaca"]
+    assert main([*args, f"train_data={data / 'train.json'}"]) == 0
+    info = json.loads((out / "final" / TRAINING_INFO_FILE).read_text())
+    assert info["prompt_format"] == "chat" and json.loads((out / "run.json").read_text())["prompt_format"] == "chat"
+    assert info["train_data"]["sha256"] == file_sha256(str(data / "train.json"))
+    assert info["train_data"]["manifest"] == {"path": str(data / "manifest.json"), "config_fingerprint": "cafe",
+                                              "sha256": file_sha256(str(data / "manifest.json"))}
+    assert info["weights_sha256"] == folder_sha256(out / "final", exclude=(TRAINING_INFO_FILE,))
+    before, after = info["val_loss"]["before"], info["val_loss"]["after"]
+    assert [r["val_loss"] for r in _lines(out, "val")] == [before, after] and after < before
+    assert info["run_name"] == "chat" and info["base_model"] == str(setup / "model") and info["mode"] == "lora"
 
 
 def _free_port():
