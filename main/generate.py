@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, world = dist_rank()
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s [rank {rank}/{world}] %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # peft imports it: a "no CPU kernels" notice
     from data_generation.io import DataError
 
     try:

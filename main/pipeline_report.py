@@ -173,7 +173,8 @@ def render(plan: Plan, manifest: dict[str, Any], training: dict[str, Any], runs:
              f"Base model `{plan.model_label}`; every number below chains to its inputs in `provenance.json`.", ""]
     lines += benchmark_tables(runs, heading="## pass@k:", with_details=False)
     lines += ["![pass@k](passk.png)", ""]
-    lines += data_table(plan, manifest) + training_section(training) + run_details(runs)
+    lines += data_table(plan, manifest) + training_section(training, plan.out / "train" / "metrics.jsonl")
+    lines += run_details(runs)
     lines += ["## Provenance checks", ""] + [f"- {'✓' if ok else '✗ FAILED'} {what}"
                                               for what, ok in provenance["checks"].items()]
     lines += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---:|"]
@@ -195,24 +196,26 @@ def data_table(plan: Plan, manifest: dict[str, Any]) -> list[str]:
                for n, i in plan.sources.items() if i["status"] != "used"]
     counts = manifest["counts"]
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "none"
-    rows += [f"Merge: {counts['input']:,} records in, {counts['kept']:,} kept ({counts['splits']}); dropped: "
-             f"{dropped}.", ""]
+    splits = " / ".join(f"{n:,} {name}" for name, n in counts["splits"].items())
+    rows += [f"Merge: {counts['input']:,} records in, {counts['kept']:,} kept ({splits}); dropped: {dropped}.", ""]
     if skipped:
         rows += ["Sources not used: " + "; ".join(skipped) + ".", ""]
     return rows + ["![dataset composition](composition.png)", ""]
 
 
-def training_section(training: dict[str, Any]) -> list[str]:
+def training_section(training: dict[str, Any], metrics_path: Path) -> list[str]:
+    from main.metrics import read_metrics
+
     config, data = training["config"], training["data"]
+    steps = [r for r in read_metrics(metrics_path) if r.get("kind") == "train"] if metrics_path.is_file() else []
     loss = training["val_loss"]
     before, after = loss.get("before"), loss.get("after")
     change = f"{before:.4f} → {after:.4f}" if before is not None and after is not None else "not measured"
     return ["## Training", "",
             f"{training['mode']} on `{training['base_model']}` in the {training['prompt_format']} format: "
-            f"{config['max_steps'] or config['epochs']} {'steps' if config['max_steps'] else 'epochs'} of "
-            f"{config['global_batch_size']} examples, lr {config['lr']}, {data['train']['examples']:,} training "
-            f"examples ({data['train']['tokens']:,} tokens), validation loss {change} on "
-            f"{data['val']['examples']} held-out examples.", "", "![loss](loss.png)", ""]
+            f"{len(steps)} steps of {config['global_batch_size']} examples ({sum(r['tokens'] for r in steps):,} "
+            f"tokens) from a training split of {data['train']['examples']:,} examples, lr {config['lr']}; "
+            f"validation loss {change} on {data['val']['examples']} held-out examples.", "", "![loss](loss.png)", ""]
 
 
 def run_details(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
