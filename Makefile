@@ -6,6 +6,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.codecapy-installed
+# As if the venv were activated: commands the tests and scripts start (`python -m ...`) find it first.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test venv
 

@@ -53,7 +53,9 @@ def run_source(source: Source, output: Path) -> SourceStats:
     if getattr(source, "resumable", False):
         _append_resumable(source, output, stats)
         return stats
-    write_records(source.records(stats), output)
+    from tqdm.auto import tqdm
+
+    write_records(tqdm(source.records(stats), desc=source.name, unit="record", mininterval=1.0), output)
     _write_manifest(output, _manifest(source, output, stats, {}, status="completed"))
     return stats
 

@@ -160,7 +160,8 @@ def _split(cfg: MergeConfig, records: list[Record]) -> dict[str, list[Record]]:
     records = list(records)
     random.Random(cfg.seed).shuffle(records)
     size = cfg.validation_size
-    n_val = int(size) if size >= 1 else int(round(size * len(records)))
+    # A validation split that was asked for holds at least one record, however small the fraction.
+    n_val = int(size) if size >= 1 else max(1, int(round(size * len(records)))) if size > 0 else 0
     if n_val >= len(records) and n_val > 0:
         raise ValueError(f"validation size {size} leaves no training records (only {len(records)} kept)")
     splits = {"train": records[n_val:]}

@@ -189,6 +189,17 @@ def read_provenance(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def model_fingerprint(folder: Path) -> dict[str, Any]:
+    """A cheap identity of a model folder's weights, to tell whether work made with it is stale: the
+    GGUF's sha256 for a converted folder, else each file's size and modification time (hashing a 7B
+    model's 13 GB at every pipeline run would cost a minute)."""
+    provenance = read_provenance(folder)
+    if provenance is not None:
+        return {"gguf_sha256": provenance.get("gguf_sha256"), "package_version": provenance.get("package_version")}
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+
+
 def read_training_info(folder: str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """What `main.train` recorded in a folder it wrote (an adapter or a full model), or None."""
     if folder is None:

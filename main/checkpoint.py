@@ -13,7 +13,6 @@ is a pure function of (seed, epoch).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
@@ -165,14 +164,10 @@ def write_run_info(output: Path, config: TrainConfig, runtime: Runtime, stats: d
     (output / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def _versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for package in ("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "accelerate"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+def _versions() -> dict[str, str]:
+    from data_generation.provenance import package_versions
+
+    return package_versions(("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "accelerate"))
 
 
 def write_training_info(folder: Path, config: TrainConfig, model_path: Path, prompt_format: str,
@@ -190,7 +185,7 @@ def write_training_info(folder: Path, config: TrainConfig, model_path: Path, pro
 
     val = [row["val_loss"] for row in read_metrics(metrics_path) if row.get("kind") == "val"] \
         if metrics_path.is_file() else []
-    info = {"run_name": Path(config.output_dir).name, "mode": config.mode,
+    info = {"run_name": config.run_name or Path(config.output_dir).name, "mode": config.mode,
             "base_model": model_label(config.model, model_path), "base_model_path": str(model_path),
             "prompt_format": prompt_format,
             "train_data": dataset_lineage(config.train_data),
@@ -199,6 +194,9 @@ def write_training_info(folder: Path, config: TrainConfig, model_path: Path, pro
             "config": config.to_dict(), "config_fingerprint": fingerprint(config.to_dict()),
             "val_loss": {"before": val[0] if val else None, "after": val[-1] if val else None},
             "weights_sha256": folder_sha256(folder, exclude=(TRAINING_INFO_FILE,)), "versions": _versions()}
+    from data_generation.io import atomic_path
+
     path = folder / TRAINING_INFO_FILE
-    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return path

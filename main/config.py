@@ -10,6 +10,7 @@ checkpoint (`config.yaml`), so a run can always be repeated from its own output.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ class TrainConfig:
     prompt_format: str = "auto"  # alpaca | chat | auto (chat when the tokenizer has a chat template)
     skip_invalid: bool = False  # skip rows that are not valid records (raw files such as CodeAlpaca's) instead of failing
     val_data: str = ""  # empty: split `val_size` off the training data
-    val_size: float = 0  # a count (>= 1) or a fraction (< 1); 0 = no validation
+    val_size: float = 0.0  # a count (>= 1) or a fraction (< 1); 0 = no validation
     max_length: int = 512
     packing: bool = False  # several examples per row, block-diagonal attention
     micro_batch_size: int = 4  # examples per micro-batch (ignored when batch_tokens > 0)
@@ -73,6 +74,7 @@ class TrainConfig:
     num_threads: int = 0  # CPU: torch threads per process; 0 = torch's default
     # --- output
     output_dir: str = "data/out/train/run"
+    run_name: str = ""  # what reports call the tuned model; "" = the output folder's name
     save_every: int = 0  # checkpoint every N optimizer steps; 0 = only at the end
     keep_checkpoints: int = 2  # newest N step checkpoints kept
     eval_every: int = 0  # validation loss every N steps; 0 = at the end only
@@ -105,18 +107,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return make_config(values, source=str(path) if path else "overrides")
 
 
+def nearest(key: str, valid: typing.Iterable[str]) -> str:
+    """" (did you mean X?)" for the closest valid name, or "" when nothing is close."""
+    match = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
 def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
     unknown = sorted(set(values) - set(field_names()))
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(field_names())}")
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}{nearest(unknown[0], field_names())}; "
+                          f"valid keys: {', '.join(field_names())}")
     hints = typing.get_type_hints(TrainConfig)
-    coerced = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
+    coerced = {key: coerce_value(key, value, hints[key]) for key, value in values.items()}
     config = TrainConfig(**coerced)
     validate(config)
     return config
 
 
-def _coerce(key: str, value: Any, kind: Any) -> Any:
+def coerce_value(key: str, value: Any, kind: Any) -> Any:
     """YAML gives ints for floats (`lr: 1` ) and strings for paths that look like numbers; accept
     those, refuse anything that would change meaning (a string for a number, a float for an int)."""
     if kind is Any:
@@ -151,7 +160,8 @@ def validate(config: TrainConfig) -> None:
                "prompt_format": PROMPT_FORMATS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
-            raise ConfigError(f"{key}={getattr(config, key)!r}; choose one of {', '.join(allowed)}")
+            raise ConfigError(f"{key}={getattr(config, key)!r}{nearest(getattr(config, key), allowed)}; choose one "
+                              f"of {', '.join(allowed)}")
     if config.mode == "qlora" and config.quant_bits not in (4, 8):
         raise ConfigError(f"quant_bits={config.quant_bits}; qlora quantises the base to 4 or 8 bits")
     targets = config.lora_targets

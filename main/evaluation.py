@@ -135,8 +135,11 @@ def evaluate(samples_path: str | os.PathLike, problems: Sequence[Problem], outpu
     programs = [build_program(by_id[row["task_id"]], row) for row in rows]
     log.info("running %d samples of %d tasks with %d workers", len(rows), len(counts), config.n_workers)
     start = time.monotonic()
+    from tqdm.auto import tqdm
+
     with Executor(config.n_workers, config.limits) as executor:
-        results = list(executor.map(programs))
+        results = list(tqdm(executor.map(programs), total=len(programs), desc=f"evaluate {benchmark}",
+                            unit="sample", mininterval=1.0))
         mode = executor.mode
     elapsed = time.monotonic() - start
     out = Path(output_dir)

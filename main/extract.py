@@ -230,7 +230,10 @@ class Extraction:
 
 
 def _blank_cause(raw: str, stopped_by: str | None, finish_reason: str | None) -> str:
-    if stopped_by is not None and raw.strip():
+    # vLLM and OpenAI-compatible servers strip the stop string they matched: a blank reply that they
+    # say ended on a stop was cut at its first character (an OpenAI server does not tell a stop
+    # string from EOS; both come back as "stop").
+    if stopped_by is not None and raw.strip() or not raw.strip() and finish_reason == "stop":
         return "stop at offset 0"
     return "EOS at once" if finish_reason == "eos" else "empty generation"
 

@@ -210,8 +210,8 @@ def check_resumable(meta_path: Path, fingerprint: dict[str, Any]) -> None:
 def run_fingerprint(args: argparse.Namespace, model: ModelInfo, style: PromptStyle, style_reason: str,
                     settings: SamplingSettings, dataset: dict[str, Any]) -> dict[str, Any]:
     return {"run_name": model.run_name, "model": model.label, "adapter": args.adapter,
-            "adapter_sha256": model.adapter_sha256, "base_checkpoint": model.base_checkpoint,
-            "training": training_summary(model.training, model.adapter_sha256),
+            "adapter_sha256": model.adapter_sha256, "weights_sha256": model.weights_sha256,
+            "base_checkpoint": model.base_checkpoint, "training": training_summary(model.training, model.weights_sha256),
             "prompt_style": style.name, "prompt_format": style.format, "prompt_style_chosen_by": style_reason,
             "benchmark": args.benchmark, "completion_is_full_program": style.full_program, "dataset": dataset,
             "decoding": {"temperature": None if settings.greedy else settings.temperature,

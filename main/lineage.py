@@ -36,17 +36,18 @@ class ModelInfo:
     training: dict[str, Any] | None
     adapter_sha256: str | None
     run_name: str
+    weights_sha256: str | None = None  # of what main.train wrote (the adapter, or a fine-tuned model folder)
 
 
-def training_summary(training: dict[str, Any] | None, adapter_sha256: str | None) -> dict[str, Any] | None:
-    """The part of the training lineage a report needs: data and weights hashes, format, losses."""
+def training_summary(training: dict[str, Any] | None, weights_sha256: str | None) -> dict[str, Any] | None:
+    """The part of the training lineage a report needs: data and weights hashes, format, losses, and
+    whether the weights on disk (`weights_sha256`, hashed now) are the ones that training wrote."""
     if training is None:
         return None
     keys = ("run_name", "mode", "base_model", "prompt_format", "train_data", "config_fingerprint", "val_loss",
             "weights_sha256")
     summary = {k: training.get(k) for k in keys}
-    if adapter_sha256 is not None:  # the adapter on disk is the one that training wrote
-        summary["weights_verified"] = adapter_sha256 == training.get("weights_sha256")
+    summary["weights_verified"] = weights_sha256 is not None and weights_sha256 == training.get("weights_sha256")
     return summary
 
 
@@ -59,10 +60,12 @@ def resolve_model(args: argparse.Namespace) -> ModelInfo:
 
     path = resolve_model_spec(args.model)
     label = model_label(args.model, path)
-    training = read_training_info(args.adapter or path)
-    adapter_sha = None
+    trained = args.adapter or path
+    training = read_training_info(trained)
+    # The weights main.train wrote, hashed as it hashed them: an adapter, or a fine-tuned (or merged) model.
+    weights = folder_sha256(trained, exclude=(TRAINING_INFO_FILE,)) if args.adapter or training else None
+    adapter_sha = weights if args.adapter else None
     if args.adapter:
-        adapter_sha = folder_sha256(args.adapter, exclude=(TRAINING_INFO_FILE,))
         base = label  # the weights the adapter is put on
         if training and training.get("base_model") not in (None, label):
             log.warning("%s was trained on %s; sampling it on %s", args.adapter, training["base_model"], label)
@@ -72,7 +75,7 @@ def resolve_model(args: argparse.Namespace) -> ModelInfo:
         log.warning("%s has no %s: the report cannot chain it to its training data", args.adapter,
                     TRAINING_INFO_FILE)
     name = args.run_name or (training or {}).get("run_name") or label.split("/")[-1]
-    return ModelInfo(label, str(path), base, training, adapter_sha, name)
+    return ModelInfo(label, str(path), base, training, adapter_sha, name, weights)
 
 
 def tuned_from(path: Path, label: str, training: dict[str, Any] | None) -> str:
@@ -98,7 +101,10 @@ def choose_style(args: argparse.Namespace, tokenizer: Any, training: dict[str, A
     if trained:
         return get_style(args.benchmark, default_style(args.benchmark, chat_template=False,
                                                        trained_format=trained)), "the format it was trained in"
-    chat = tokenizer is not None and has_chat_template(tokenizer)
+    if tokenizer is None:
+        return (get_style(args.benchmark, default_style(args.benchmark, chat_template=False)),
+                "an endpoint's template is not known here: raw completion (--prompt-style chat to chat)")
+    chat = has_chat_template(tokenizer)
     reason = "its tokenizer has a chat template" if chat else "no chat template: raw completion"
     return get_style(args.benchmark, default_style(args.benchmark, chat_template=chat)), reason
 

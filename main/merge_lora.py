@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from data_generation.models import TRAINING_INFO_FILE, resolve_model_spec
+from data_generation.models import TRAINING_INFO_FILE, read_training_info, resolve_model_spec
+from data_generation.provenance import folder_sha256
 from main.modeling import check_adapter
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
         tokenizer.save_pretrained(str(tmp))
         info = {"adapter": str(adapter), "base": str(base), "base_path": str(base_path), "dtype": dtype, **summary}
         (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if (adapter / TRAINING_INFO_FILE).is_file():  # the lineage (prompt format, data) goes with the weights
-            shutil.copy2(adapter / TRAINING_INFO_FILE, tmp / TRAINING_INFO_FILE)
+        training = read_training_info(adapter)
+        if training is not None:  # the lineage (prompt format, data) goes with the weights, re-hashed
+            training = {**training, "merged_from_adapter_sha256": training.get("weights_sha256"),
+                        "weights_sha256": folder_sha256(tmp, exclude=(TRAINING_INFO_FILE,))}
+            (tmp / TRAINING_INFO_FILE).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
         if output.exists():
             shutil.rmtree(output)
         os.replace(tmp, output)

@@ -42,6 +42,7 @@ class Plan:
     config: PipelineConfig
     out: Path
     model_label: str
+    model_identity: dict[str, Any]  # the base weights' fingerprint: work made with other weights is redone
     train: dict[str, Any]  # the resolved main.train config (preset + overrides + what the pipeline sets)
     results: list[StageResult] = field(default_factory=list)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> status, records, output
@@ -59,17 +60,22 @@ def setup(argv: list[str] | None = None) -> Plan:
     args = parser.parse_args(argv)
     config = load_pipeline_config(args.config, args.overrides)
     out = Path(config.output_dir)
-    return Plan(config, out, resolve_label(config.model), train_settings(config, out))
+    label, identity = resolve_model(config.model)
+    train = train_settings(config, out)
+    train["run_name"] = run_names(label, config.name, train["mode"])["tuned"]
+    return Plan(config, out, label, identity, train)
 
 
-def resolve_label(model: str) -> str:
-    """The base model's one name; resolving it now fails early on a model that cannot be loaded."""
-    from data_generation.models import ModelResolutionError, model_label, resolve_model_spec
+def resolve_model(model: str) -> tuple[str, dict[str, Any]]:
+    """The base model's one name and its weights' fingerprint; resolving it now fails early on a model
+    that cannot be loaded."""
+    from data_generation.models import ModelResolutionError, model_fingerprint, model_label, resolve_model_spec
 
     try:
-        return model_label(model, resolve_model_spec(model))
+        path = resolve_model_spec(model)
     except ModelResolutionError as exc:
         raise PipelineConfigError(f"model: {exc}") from None
+    return model_label(model, path), model_fingerprint(path)
 
 
 def train_settings(config: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -79,7 +85,8 @@ def train_settings(config: PipelineConfig, out: Path) -> dict[str, Any]:
     settings = {k: v for k, v in config.train.items() if k not in ("preset", "nproc")}
     dataset = out / "dataset"
     owned = {"model": config.model, "train_data": str(dataset / "train.jsonl"),
-             "val_data": str(dataset / "validation.jsonl"), "output_dir": str(out / "train"), "resume": "auto"}
+             "val_data": str(dataset / "validation.jsonl"), "output_dir": str(out / "train"), "resume": "auto",
+             "save_final": True}
     overrides = [f"{k}={json.dumps(v)}" for k, v in {**settings, **owned}.items()]
     try:
         return load_config(config.train.get("preset"), overrides).to_dict()
@@ -96,9 +103,9 @@ def source_stage(plan: Plan, name: str) -> Stage:
     args = ["--output", str(output)]
     inputs: list[Path] = []
     if source.input:
-        chosen = pick_input(source.input)
-        args += ["--input", str(chosen)]
-        inputs += [Path(chosen)] if Path(str(chosen)).is_file() else []
+        chosen = str(pick_input(source.input))
+        args += ["--input", chosen]
+        inputs += [Path(chosen)] if Path(chosen).exists() else []  # a hub id is named in the command
     if source.teacher:
         args += ["--teacher", source.teacher]
         args += ["--model", source.teacher_model] if source.teacher_model else []
@@ -116,7 +123,7 @@ def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
                             "--mbpp-path", mbpp, "--validation-size", str(merge.validation_size),
                             "--formats", "json,jsonl", "--overwrite", *merge.args)
     files = [dataset / n for n in ("train.jsonl", "validation.jsonl", "manifest.json")]
-    return Stage("merge", command, inputs=[*inputs, *([Path(mbpp)] if Path(mbpp).is_file() else [])],
+    return Stage("merge", command, inputs=[*inputs, *([Path(mbpp)] if Path(mbpp).exists() else [])],
                  outputs=files, clean=[dataset])
 
 
@@ -131,7 +138,8 @@ def train_stage(plan: Plan) -> Stage:
     save_config(make_config(plan.train), config_path)
     command = torchrun(int(plan.config.train.get("nproc", 1)), "main.train", "--config", str(config_path))
     return Stage("train", command, inputs=[config_path, dataset / "train.jsonl", dataset / "validation.jsonl"],
-                 outputs=[plan.out / "train" / "final"], clean=[plan.out / "train"])
+                 outputs=[plan.out / "train" / "final"], clean=[plan.out / "train"],
+                 settings={"base_weights": plan.model_identity})
 
 
 def tuned_model(plan: Plan) -> list[str]:
@@ -139,18 +147,39 @@ def tuned_model(plan: Plan) -> list[str]:
     return ["--model", plan.config.model, "--adapter", str(final)] if plan.tuned_is_adapter else ["--model", str(final)]
 
 
-def run_names(plan: Plan) -> dict[str, str]:
-    short = plan.model_label.split("/")[-1].split("+")[0]
-    mode = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}[plan.train["mode"]]
-    return {"base": f"{short} (base)", "tuned": f"{short} + {plan.config.name} {mode}"}
+def short_name(label: str) -> str:
+    """`org/Name+gguf-...@pkg` -> `Name`: the model as report rows and plot titles name it."""
+    return label.split("/")[-1].split("+")[0]
+
+
+def run_names(label: str, name: str, mode: str) -> dict[str, str]:
+    kind = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}[mode]
+    return {"base": f"{short_name(label)} (base)", "tuned": f"{short_name(label)} + {name} {kind}"}
+
+
+def eval_folder(out: Path, run: str, benchmark: str) -> Path:
+    return out / "eval" / f"{run}-{benchmark}"
+
+
+def without(args: list[str], options: tuple[str, ...]) -> list[str]:
+    """`args` minus the given options and their values (they do not change what a command produces)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     ev = plan.config.evaluate
-    folder = plan.out / "eval" / f"{run}-{benchmark}"
-    samples = folder / "samples.jsonl"
+    samples = eval_folder(plan.out, run, benchmark) / "samples.jsonl"
     model = ["--model", plan.config.model] if run == "base" else tuned_model(plan)
-    args = ["--benchmark", benchmark, *model, "--run-name", run_names(plan)[run], "--output", str(samples),
+    name = run_names(plan.model_label, plan.config.name, plan.train["mode"])[run]
+    args = ["--benchmark", benchmark, *model, "--run-name", name, "--output", str(samples),
             "--max-new-tokens", str(ev.max_new_tokens), "--batch-size", str(ev.batch_size),
             "--num-samples", str(ev.num_samples)]
     args += ["--greedy"] if ev.num_samples == 1 else ["--temperature", str(ev.temperature), "--top-p", str(ev.top_p),
@@ -159,21 +188,24 @@ def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     args += ["--prompt-style", style] if style else []
     args += ["--limit", str(ev.limit)] if ev.limit else []
     args += ["--threads", str(ev.threads)] if ev.threads else []
-    mbpp = pick_input(plan.config.merge.mbpp_path)
-    args += ["--mbpp-path", str(mbpp)] if benchmark == "mbpp" else []
+    mbpp = str(pick_input(plan.config.merge.mbpp_path))
+    args += ["--mbpp-path", mbpp] if benchmark == "mbpp" else []
     inputs = [plan.out / "train" / "final"] if run == "tuned" else []
-    inputs += [Path(str(mbpp))] if benchmark == "mbpp" and Path(str(mbpp)).is_file() else []
+    inputs += [Path(mbpp)] if benchmark == "mbpp" and Path(mbpp).exists() else []
     side = [samples.with_name(samples.name + ".meta.json"), samples.with_name(samples.name + ".shards")]
-    return Stage(f"sample:{run}:{benchmark}", torchrun(ev.nproc, "main.generate", *args, *ev.args),
-                 inputs=inputs, outputs=[samples], clean=[samples, *side])
+    # Samples do not depend on the batch size, the threads or the process count (main.generate resumes
+    # across them), so changing those continues the stage instead of redoing it.
+    key = python_module("main.generate", *without([*args, *ev.args], ("--batch-size", "--threads")))
+    return Stage(f"sample:{run}:{benchmark}", torchrun(ev.nproc, "main.generate", *args, *ev.args), key=key,
+                 inputs=inputs, outputs=[samples], clean=[samples, *side], settings={"base_weights": plan.model_identity})
 
 
 def eval_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     ev = plan.config.evaluate
-    folder = plan.out / "eval" / f"{run}-{benchmark}"
+    folder = eval_folder(plan.out, run, benchmark)
     args = [str(folder / "samples.jsonl"), "--output-dir", str(folder), "--timeout", str(ev.timeout)]
-    args += ["--n-workers", str(ev.workers)] if ev.workers else []
-    return Stage(f"evaluate:{run}:{benchmark}", python_module(f"main.eval_{benchmark}", *args),
+    command = python_module(f"main.eval_{benchmark}", *args, *(["--n-workers", str(ev.workers)] if ev.workers else []))
+    return Stage(f"evaluate:{run}:{benchmark}", command, key=python_module(f"main.eval_{benchmark}", *args),
                  inputs=[folder / "samples.jsonl"], outputs=[folder / "metrics.json", folder / "results.jsonl"])
 
 

@@ -18,7 +18,6 @@ Inputs given as a list are candidates: the first local path that exists, else th
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import typing
@@ -28,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from main.config import TrainConfig
+from main.config import ConfigError, TrainConfig, coerce_value, nearest
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Source kinds: the data_generation command each runs and what it needs.
@@ -39,7 +38,7 @@ TEACHERS = ("local", "openai")
 BENCHMARKS = ("humaneval", "mbpp")
 RUNS = ("base", "tuned")
 # main.train keys the pipeline sets itself: the data comes from the merge, the model from `model`.
-PIPELINE_OWNED = ("train_data", "val_data", "output_dir", "model", "resume")
+PIPELINE_OWNED = ("train_data", "val_data", "output_dir", "model", "resume", "save_final", "run_name")
 
 
 class PipelineConfigError(ValueError):
@@ -97,12 +96,6 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
 
-def nearest(key: str, valid: typing.Iterable[str]) -> str:
-    """" (did you mean X?)" for the closest valid key, or "" when nothing is close."""
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]}?)" if match else ""
-
-
 class Origins(dict):
     """Where each setting came from: the config file, or the command-line override that set it."""
 
@@ -125,20 +118,15 @@ def _unknown(where: Origins, path: str, key: str, valid: typing.Iterable[str]) -
 
 
 def _coerce(where: Origins, key: str, value: Any, kind: Any) -> Any:
-    """YAML value -> the field's type (a single string where a list is expected becomes a list)."""
-    origin = typing.get_origin(kind)
-    if origin is list:
+    """YAML value -> the field's type, as main.train coerces its keys; a single string where a list is
+    expected becomes a one-item list."""
+    if typing.get_origin(kind) is list:
         items = value if isinstance(value, list) else [value] if value not in (None, "") else []
         return [str(v) for v in items]
-    if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
-        return value
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _fail(where, key, f"expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    try:
+        return coerce_value(key, value, kind)
+    except ConfigError as exc:
+        raise _fail(where, key, str(exc).split(": ", 1)[-1]) from None
 
 
 def _fill(cls: type, values: Any, where: Origins, path: str) -> Any:
@@ -155,16 +143,29 @@ def _fill(cls: type, values: Any, where: Origins, path: str) -> Any:
 
 
 def _train_section(values: Any, where: Origins) -> dict[str, Any]:
+    """`preset`, `nproc` and main.train keys, each checked (type, allowed values) where it was given."""
+    from main.config import validate as validate_train
+
     if not isinstance(values, dict):
         raise _fail(where, "train", f"expected a mapping of key: value, got {values!r}")
-    valid = {"preset", "nproc"} | {f.name for f in dataclasses.fields(TrainConfig)}
-    for key in values:
+    hints = {**typing.get_type_hints(TrainConfig), "preset": str, "nproc": int}
+    out = {}
+    for key, value in values.items():
         if key in PIPELINE_OWNED:
             raise _fail(where, f"train.{key}", "set by the pipeline (the merged dataset, the top-level `model`, "
-                        "its own output folder): remove it here")
-        if key not in valid:
-            raise _unknown(where, "train.", str(key), valid - set(PIPELINE_OWNED))
-    return dict(values)
+                        "its own output folder and run name): remove it here")
+        if key not in hints:
+            raise _unknown(where, "train.", str(key), set(hints) - set(PIPELINE_OWNED))
+        out[key] = _coerce(where, f"train.{key}", value, hints[key])
+        if key == "nproc" and out[key] < 1:
+            raise _fail(where, "train.nproc", f"must be >= 1, got {out[key]}")
+        if key not in ("preset", "nproc"):
+            try:  # the allowed values of this key alone (the whole config is checked with its preset later)
+                validate_train(dataclasses.replace(TrainConfig(), **{key: out[key]}))
+            except ConfigError as exc:
+                if str(exc).startswith(f"{key}="):
+                    raise _fail(where, f"train.{key}", str(exc)) from None
+    return out
 
 
 def build_config(values: dict[str, Any], where: Origins) -> PipelineConfig:
@@ -201,7 +202,9 @@ def _apply_override(values: dict[str, Any], item: str, where: Origins) -> None:
     keys = dotted.strip().split(".")
     node = values
     for key in keys[:-1]:
-        node = node.setdefault(key, {})
+        if node.get(key) is None:  # `codecontests:` with no settings is an empty section
+            node[key] = {}
+        node = node[key]
         if not isinstance(node, dict):
             raise PipelineConfigError(f"command-line override {item!r}: {key} is not a section")
     node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
@@ -238,6 +241,9 @@ def validate(config: PipelineConfig, where: Origins) -> None:
         raise _fail(where, "sources", f"enable at least one of {', '.join(SOURCE_COMMANDS)}")
     for name, source in config.sources.items():
         _validate_source(name, source, where)
+    if config.merge.validation_size <= 0:
+        raise _fail(where, "merge.validation_size", "must be > 0 (a fraction or a count): the report measures the "
+                    "validation loss before and after training on it")
     if pick_input(config.merge.mbpp_path) is None:
         raise _fail(where, "merge.mbpp_path", f"none of {config.merge.mbpp_path} exists (and none is a hub id)")
     preset = config.train.get("preset")
@@ -266,6 +272,8 @@ def validate(config: PipelineConfig, where: Origins) -> None:
 
 def _validate_source(name: str, source: SourceConfig, where: Origins) -> None:
     key = f"sources.{name}"
+    if not source.enabled:  # its keys were checked; what it would need is not
+        return
     if name in LLM_SOURCES:
         if source.input:
             raise _fail(where, f"{key}.input", f"{name} makes its own data from a teacher; pass its input "
@@ -276,7 +284,7 @@ def _validate_source(name: str, source: SourceConfig, where: Origins) -> None:
         if source.teacher not in TEACHERS:
             raise _fail(where, f"{key}.teacher", f"{source.teacher!r}; choose from {', '.join(TEACHERS)}"
                         f"{nearest(source.teacher, TEACHERS)}")
-        if source.teacher == "openai" and source.enabled:
+        if source.teacher == "openai":
             if not (source.base_url or os.environ.get("OPENAI_BASE_URL")):
                 raise _fail(where, f"{key}.base_url", "teacher: openai needs the endpoint (base_url, or "
                             "$OPENAI_BASE_URL)")
@@ -289,5 +297,5 @@ def _validate_source(name: str, source: SourceConfig, where: Origins) -> None:
     if not source.input:
         raise _fail(where, f"{key}.input", "give the dataset: a local file or folder, or a hub id (a list: "
                     "the first that exists)")
-    if source.enabled and pick_input(source.input) is None:
+    if pick_input(source.input) is None:
         raise _fail(where, f"{key}.input", f"none of {source.input} exists, and none is a hub id")

@@ -17,19 +17,18 @@ import platform
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from data_generation.io import atomic_path
 from data_generation.provenance import file_sha256, fingerprint, package_versions
+from main.config import make_config
+from main.pipeline import Plan, eval_folder, short_name
+from main.pipeline_config import SOURCE_COMMANDS
 from main.report import benchmark_tables, details, load_run, plot
 from main.stages import describe
 
-if TYPE_CHECKING:
-    from main.pipeline import Plan
-
 SOURCE_LABELS = {"self_instruct": "Self-instruct", "reverse_instruct": "Reverse instruction (only instruction "
                  "generation)", "codealpaca": "CodeAlpaca", "codecontests": "DeepMind's Code Contests"}
-MERGE_SOURCE = {"self_instruct": "self-instruct", "reverse_instruct": "reverse-instruct",
-                "codealpaca": "codealpaca", "codecontests": "codecontests"}
 
 
 def write_pipeline_report(plan: Plan, seconds: float) -> Path:
@@ -42,14 +41,16 @@ def write_pipeline_report(plan: Plan, seconds: float) -> Path:
     _loss_plot(plan, folder)
     composition_plot(manifest, folder / "composition.png")
     provenance = build_provenance(plan, manifest, training, runs, seconds)
-    (folder / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(folder / "provenance.json") as tmp:
+        tmp.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     path = folder / "report.md"
-    path.write_text(render(plan, manifest, training, runs, provenance, seconds), encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text(render(plan, manifest, training, runs, provenance, seconds), encoding="utf-8")
     return path
 
 
 def eval_folders(plan: Plan) -> list[Path]:
-    return [plan.out / "eval" / f"{run}-{bench}" for bench in plan.config.evaluate.benchmarks
+    return [eval_folder(plan.out, run, bench) for bench in plan.config.evaluate.benchmarks
             for run in plan.config.evaluate.runs]
 
 
@@ -58,8 +59,8 @@ def _loss_plot(plan: Plan, folder: Path) -> None:
 
     metrics = plan.out / "train" / "metrics.jsonl"
     if metrics.is_file():
-        plot_loss_curve(metrics, folder / "loss.png", title=f"{plan.config.name}: {plan.train['mode']} "
-                        f"{plan.model_label.split('/')[-1].split('+')[0]}")
+        plot_loss_curve(metrics, folder / "loss.png",
+                        title=f"{plan.config.name}: {plan.train['mode']} {short_name(plan.model_label)}")
     elif (plan.out / "train" / "loss.png").is_file():
         shutil.copy(plan.out / "train" / "loss.png", folder / "loss.png")
 
@@ -116,6 +117,8 @@ def build_provenance(plan: Plan, manifest: dict[str, Any], training: dict[str, A
              "mode": training["mode"], "val_loss": training["val_loss"], "weights": str(final),
              "weights_sha256": training["weights_sha256"]}
     evaluations = [_evaluation(name, m, outputs) for name, m in runs]
+    tuned = [e for e in evaluations if e["run"] == "tuned"]
+    base = [e for e in evaluations if e["run"] == "base"]
     checks = {
         "the training data is this merge's train split":
             training["train_data"].get("sha256") == data["train"]["sha256"],
@@ -123,8 +126,16 @@ def build_provenance(plan: Plan, manifest: dict[str, Any], training: dict[str, A
             training["train_data"].get("manifest", {}).get("sha256") == data["manifest_sha256"],
         "every source the merge read is a source output of this run":
             {i["sha256"] for i in data["inputs"]} <= set(outputs.values()),
-        "the tuned runs sampled the weights this training wrote":
-            all(e["weights_sha256"] == training["weights_sha256"] for e in evaluations if e["run"] == "tuned"),
+        "the weights were trained with this pipeline's training config":
+            training["config_fingerprint"] == fingerprint(make_config(plan.train).to_dict()),
+        "the weights were tuned from this pipeline's base model": training["base_model"] == plan.model_label,
+        # None: not applicable (no run of that kind was evaluated)
+        "the tuned runs sampled, hashed afresh, the weights this training wrote":
+            all(e["weights_sha256"] == training["weights_sha256"] for e in tuned) if tuned else None,
+        "the tuned and base runs name the same base checkpoint":
+            len({e["base_checkpoint"] for e in evaluations} | {plan.model_label}) == 1 if evaluations else None,
+        "the base runs sampled this pipeline's base model":
+            all(e["model"] == plan.model_label and not e["adapter"] for e in base) if base else None,
         "every metrics file evaluated the samples this run generated":
             all(e["samples_sha256_matches"] for e in evaluations),
     }
@@ -140,10 +151,9 @@ def _evaluation(name: str, metrics: dict[str, Any], outputs: dict[str, str]) -> 
     fp = metrics["fingerprint"] if isinstance(metrics.get("fingerprint"), dict) else {}
     samples = metrics["samples"]
     meta = Path(samples["path"] + ".meta.json")
-    weights = (fp.get("training") or {}).get("weights_sha256") if fp.get("adapter") or fp.get("training") else None
     return {"run": name.split("-")[0], "folder": name, "benchmark": metrics["benchmark"],
             "run_name": fp.get("run_name"), "model": fp.get("model"), "adapter": fp.get("adapter"),
-            "adapter_sha256": fp.get("adapter_sha256"), "weights_sha256": fp.get("adapter_sha256") or weights,
+            "adapter_sha256": fp.get("adapter_sha256"), "weights_sha256": fp.get("weights_sha256"),
             "base_checkpoint": fp.get("base_checkpoint"), "prompt_style": fp.get("prompt_style"),
             "decoding": fp.get("decoding"), "tasks": metrics["num_tasks"],
             "subset": (fp.get("dataset") or {}).get("subset"),
@@ -168,16 +178,21 @@ def _machine() -> dict[str, Any]:
 def render(plan: Plan, manifest: dict[str, Any], training: dict[str, Any], runs: list[tuple[str, dict[str, Any]]],
            provenance: dict[str, Any], seconds: float) -> str:
     machine = provenance["pipeline"]["machine"]
+    skipped = sum(r.status == "skipped" for r in plan.results)
+    stage_minutes = sum(r.seconds for r in plan.results) / 60
+    timing = (f"{seconds / 60:.1f} min for the whole flow" if not skipped else
+              f"{seconds / 60:.1f} min for this run ({skipped} of {len(plan.results)} stages were up to date); the "
+              f"stages took {stage_minutes:.1f} min when they ran")
     lines = [f"# codecapy: {plan.config.name}", "",
-             f"{time.strftime('%Y-%m-%d')}, {machine['cpus']} CPUs, {seconds / 60:.1f} min for the whole flow. "
-             f"Base model `{plan.model_label}`; every number below chains to its inputs in `provenance.json`.", ""]
+             f"{time.strftime('%Y-%m-%d')}, {machine['cpus']} CPUs, {timing}. Base model `{plan.model_label}`; "
+             "every number below chains to its inputs in `provenance.json`.", ""]
     lines += benchmark_tables(runs, heading="## pass@k:", with_details=False)
     lines += ["![pass@k](passk.png)", ""]
-    lines += data_table(plan, manifest) + training_section(training, plan.out / "train" / "metrics.jsonl")
+    lines += data_table(plan, manifest) + training_section(training, plan.out / "train")
     lines += run_details(runs)
-    lines += ["## Provenance checks", ""] + [f"- {'✓' if ok else '✗ FAILED'} {what}"
-                                              for what, ok in provenance["checks"].items()]
-    lines += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---:|"]
+    marks = {True: "✓", False: "✗ FAILED", None: "– (no such run)"}
+    lines += ["## Provenance checks", ""] + [f"- {marks[ok]} {what}" for what, ok in provenance["checks"].items()]
+    lines += ["", "## Stages", "", "| stage | status | seconds (when it ran) |", "|---|---|---:|"]
     lines += [f"| {r.name} | {r.status} | {r.seconds:.0f} |" for r in plan.results] + [""]
     return "\n".join(lines)
 
@@ -187,7 +202,7 @@ def data_table(plan: Plan, manifest: dict[str, Any]) -> list[str]:
     per_source = manifest["per_source"]
     rows = ["## Data", "", "| Data source | No. samples |", "|-|-|"]
     for name, info in plan.sources.items():
-        kept = per_source.get(MERGE_SOURCE[name], {}).get("kept", 0)
+        kept = per_source.get(SOURCE_COMMANDS[name], {}).get("kept", 0)
         if info["status"] == "used":
             rows.append(f"| {SOURCE_LABELS[name]} | {kept:,} |")
     rows.append(f"| **Total** | **{manifest['counts']['kept']:,}** |")
@@ -203,19 +218,22 @@ def data_table(plan: Plan, manifest: dict[str, Any]) -> list[str]:
     return rows + ["![dataset composition](composition.png)", ""]
 
 
-def training_section(training: dict[str, Any], metrics_path: Path) -> list[str]:
+def training_section(training: dict[str, Any], folder: Path) -> list[str]:
+    """What was trained: steps (run.json), tokens (metrics.jsonl, when every step was logged), losses."""
     from main.metrics import read_metrics
 
     config, data = training["config"], training["data"]
-    steps = [r for r in read_metrics(metrics_path) if r.get("kind") == "train"] if metrics_path.is_file() else []
+    steps = json.loads((folder / "run.json").read_text(encoding="utf-8"))["total_steps"]
+    logged = [r for r in read_metrics(folder / "metrics.jsonl") if r.get("kind") == "train"]
+    tokens = f" ({sum(r['tokens'] for r in logged):,} tokens)" if config["log_every"] == 1 else ""
     loss = training["val_loss"]
     before, after = loss.get("before"), loss.get("after")
     change = f"{before:.4f} → {after:.4f}" if before is not None and after is not None else "not measured"
     return ["## Training", "",
             f"{training['mode']} on `{training['base_model']}` in the {training['prompt_format']} format: "
-            f"{len(steps)} steps of {config['global_batch_size']} examples ({sum(r['tokens'] for r in steps):,} "
-            f"tokens) from a training split of {data['train']['examples']:,} examples, lr {config['lr']}; "
-            f"validation loss {change} on {data['val']['examples']} held-out examples.", "", "![loss](loss.png)", ""]
+            f"{steps} steps of {config['global_batch_size']} examples{tokens} from a training split of "
+            f"{data['train']['examples']:,} examples, lr {config['lr']}; validation loss {change} on "
+            f"{data['val']['examples']} held-out examples.", "", "![loss](loss.png)", ""]
 
 
 def run_details(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -18,6 +18,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -33,11 +34,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Stage:
-    """`command` runs from the repo root; `inputs`/`outputs` are files (or folders, hashed as their files);
-    `clean` is what to remove before redoing the stage with other settings (default: the outputs)."""
+    """`command` runs in the pipeline's working folder; `inputs`/`outputs` are files (or folders, hashed
+    as their files); `clean` is what to remove before redoing the stage with other settings (default:
+    the outputs); `key` is the command as far as it decides the outputs (default: `command`): options
+    such as a batch size or a process count, which a resumed command accepts, are left out of it."""
 
     name: str
     command: list[str]
+    key: list[str] | None = None
     inputs: list[Path] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     clean: list[Path] = field(default_factory=list)
@@ -50,7 +54,7 @@ class Stage:
 class StageResult:
     name: str
     status: str  # "done", "skipped" (up to date), "failed"
-    seconds: float
+    seconds: float  # what the command took (for a skipped stage: when it ran)
     fingerprint: str
     outputs: dict[str, str]  # path -> sha256
     error: str = ""
@@ -63,10 +67,14 @@ def path_sha256(path: Path) -> str:
 
 
 def stage_fingerprint(stage: Stage) -> str:
+    """sha256 of what decides a stage's outputs: its command (the interpreter as plain `python`, so
+    `python3`, another venv or a moved clone still match), settings, and every input's sha256."""
     missing = [str(p) for p in stage.inputs if not p.exists()]
     if missing:
         raise FileNotFoundError(f"stage {stage.name}: missing input {missing[0]}")
-    return fingerprint({"command": stage.command, "settings": stage.settings,
+    command = stage.key or stage.command
+    command = ["python" if i == 0 and arg == sys.executable else arg for i, arg in enumerate(command)]
+    return fingerprint({"command": command, "settings": stage.settings,
                         "inputs": {str(p): path_sha256(p) for p in stage.inputs}})
 
 
@@ -74,7 +82,7 @@ class Runner:
     """Runs stages in order under `root` (markers in root/stages, logs in root/logs)."""
 
     def __init__(self, root: Path, repo: Path, on_output: Callable[[str], None] | None = None) -> None:
-        self.root, self.repo = Path(root), Path(repo)
+        self.root, self.repo, self.cwd = Path(root), Path(repo), Path.cwd()
         self.on_output = on_output
         (self.root / "stages").mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
@@ -103,7 +111,7 @@ class Runner:
         done = self.is_done(stage, fp)
         if done is not None:
             print(f"[{index}/{total}] {stage.name}: up to date (fingerprint {fp[:12]}), skipped", flush=True)
-            return StageResult(stage.name, "skipped", 0.0, fp, done["outputs"])
+            return StageResult(stage.name, "skipped", float(done.get("seconds", 0.0)), fp, done["outputs"])
         self._prepare(stage, fp)
         print(f"[{index}/{total}] {stage.name}: {shlex.join(stage.command)}", flush=True)
         started = time.monotonic()
@@ -151,13 +159,15 @@ class Runner:
     def _execute(self, stage: Stage) -> tuple[int, str]:
         """Run the command, echoing its output (progress bars too) and keeping it in the stage's log;
         returns the exit code and the last meaningful line of output."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env}
+        # Run where the pipeline runs (its paths are relative to here), with the repo importable.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(self.repo), os.environ.get("PYTHONPATH")]))}
         log_path = self.root / "logs" / f"{stage.name.replace(':', '-')}.log"
         last = ""
         with open(log_path, "ab") as log_file:
             log_file.write(f"\n$ {shlex.join(stage.command)}\n".encode())
-            proc = subprocess.Popen(stage.command, cwd=self.repo, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(stage.command, cwd=self.cwd, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
             assert proc.stdout is not None
             try:
                 while chunk := proc.stdout.read1(65536):
@@ -177,6 +187,17 @@ class Runner:
                 proc.wait()
                 raise
         return code, last if code else ""
+
+
+def _die_with_parent() -> None:
+    """In the child, before it starts: SIGTERM it when the pipeline dies, even by `kill -9`, so a re-run
+    never races an orphaned stage on the same files (Linux; elsewhere the child outlives a killed parent)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def python_module(module: str, *args: str) -> list[str]:

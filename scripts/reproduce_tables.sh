@@ -6,7 +6,8 @@
 # MODEL: the LLaMA-7B base (folder or hub id); NPROC: GPUs (training under torchrun, sampling sharded);
 # OUT: output folder (default data/out/codecapybara). Options after the script name go to both pipeline runs
 # (section.key=value). The teacher key is read from $OPENAI_API_KEY. Needs, as estimated in scripts/README.md:
-# 8 x 80 GB GPUs for the full fine-tune (FSDP), one 24 GB+ GPU for LoRA, and about a day of GPU time in all.
+# 8 x 80 GB GPUs for the full fine-tune (FSDP); LoRA runs data-parallel on the same GPUs (one 24 GB+ GPU
+# would do for it alone); about a day of GPU time in all.
 # Every stage is resumable: re-run the same command after a failure. The second run reuses the teacher
 # cache (data/cache/teacher), so its sources cost nothing; it samples only the tuned model.
 set -euo pipefail

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from main.passk import DEFAULT_KS
+from main.pipeline_config import SOURCE_COMMANDS
+from main.pipeline_report import SOURCE_LABELS
 from main.report import load_run, run_labels, task_set
 
 PUBLISHED_SOURCE = "CodeCapybara README (FSoft-AI4Code/CodeCapybara), n = 200, T = 0.1, top-p 0.75, top-k 40"
@@ -28,10 +30,8 @@ PUBLISHED_HUMANEVAL = [
     ("CodeCapybara-LoRA", "decapoda-research/llama-7b-hf", 9.61, 11.62, 12.02),
     ("CodeCapybara", "huggyllama/llama-7b", 11.10, 13.33, 13.41),
 ]
-PUBLISHED_DATA = [("Only Instruction Generation", 20574), ("CodeAlpaca", 20022), ("DeepMind's Code Contests", 13328)]
-OUR_SOURCES = {"reverse-instruct": "Only Instruction Generation (our reverse instruction)",
-               "codealpaca": "CodeAlpaca", "codecontests": "DeepMind's Code Contests",
-               "self-instruct": "Self-instruct"}
+# The seeds' data table, keyed by our source that makes the same kind of data.
+PUBLISHED_DATA = {"reverse_instruct": 20574, "codealpaca": 20022, "codecontests": 13328}
 
 
 def our_runs(out_dirs: list[Path]) -> list[dict[str, Any]]:
@@ -57,21 +57,23 @@ def pass_table(benchmark: str, runs: list[dict[str, Any]]) -> list[str]:
             continue
         model, base = run_labels(metrics)
         cells = [f"{100 * metrics[f'pass@{k}']:.2f}" if f"pass@{k}" in metrics else "–" for k in DEFAULT_KS]
-        lines.append(f"| {model} | {base} | " + " | ".join(cells) + f" | ours, {task_set(metrics)}, n = {metrics['n']} |")
+        n = metrics["n"] if not isinstance(metrics["n"], dict) else f"{metrics['n']['min']}–{metrics['n']['max']}"
+        lines.append(f"| {model} | {base} | " + " | ".join(cells) + f" | ours, {task_set(metrics)}, n = {n} |")
     return lines + [""]
 
 
 def data_table(out_dirs: list[Path]) -> list[str]:
+    """The seeds' "Data source | No. samples" beside ours (the first run's merge: every run of one
+    experiment trains on the same merged dataset)."""
+    manifest = json.loads((out_dirs[0] / "dataset" / "manifest.json").read_text(encoding="utf-8"))
+    ours = {name: manifest["per_source"].get(command, {}).get("kept") for name, command in SOURCE_COMMANDS.items()}
     lines = ["### data", "", "| Data source | No. samples (seeds) | No. samples (ours) |", "|-|-:|-:|"]
-    ours: dict[str, int] = {}
-    for out in out_dirs[:1]:  # every run of one experiment trains on the same merged dataset
-        manifest = json.loads((out / "dataset" / "manifest.json").read_text(encoding="utf-8"))
-        ours = {OUR_SOURCES.get(s, s): v["kept"] for s, v in manifest["per_source"].items()}
-    published = dict(PUBLISHED_DATA)
-    for name in dict.fromkeys([*published, *[n.split(" (")[0] for n in ours]]):
-        mine = next((v for k, v in ours.items() if k.split(" (")[0] == name), None)
-        lines.append(f"| {name} | {published.get(name, 0):,} | {'–' if mine is None else f'{mine:,}'} |")
-    lines.append(f"| **Total** | **{sum(published.values()):,}** | **{sum(ours.values()):,}** |")
+    for name, label in SOURCE_LABELS.items():
+        if name in PUBLISHED_DATA or ours[name]:
+            seeds, mine = PUBLISHED_DATA.get(name), ours[name]
+            lines.append(f"| {label} | {'–' if seeds is None else f'{seeds:,}'} | {'–' if mine is None else f'{mine:,}'} |")
+    total = sum(v for v in ours.values() if v)
+    lines.append(f"| **Total** | **{sum(PUBLISHED_DATA.values()):,}** | **{total:,}** |")
     return lines + [""]
 
 

@@ -24,8 +24,8 @@ from data_generation.harvest_langs import LANGUAGES
 from data_generation.program_check import check_program
 from data_generation.sources.base import SourceStats
 from data_generation.sources.reverse_instruct import ReverseInstructConfig, ReverseInstructSource
-from data_generation.teacher.base import Choice, Completion
 from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from tests.fake_teacher import ReplyStartingTeacher
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "samples" / "functions"
@@ -127,42 +127,17 @@ def test_end_to_end_on_the_sample_with_compact_prompts_and_per_step_manifests(en
     assert len(steps) == 3 and "program_truncated 1" in " ".join(steps)
 
 
-class FakeLocalTeacher:
-    """Answers as the local teacher does: each reply starts with the request's prefix and is cut at a
-    stop string. Records the requests."""
-
-    starts_replies = True
-    model = "fake-local"
-
-    def __init__(self) -> None:
-        self.requests = []
-
-    def complete_all(self, requests):
-        out = []
-        for request in requests:
-            self.requests.append(request)
-            prompt = request.messages[-1][1]
-            if request.reply_prefix.startswith("1. "):
-                rng = random.Random(request.reply_prefix)
-                text = " " + " ".join(rng.choice(WORDS) for _ in range(14)) + ".\n\n2. And more.\n```"
-            else:
-                name = re.search(r"function `([^`]+)`", prompt).group(1)
-                body = Path(SAMPLE_FUNCTIONS[name].path).read_text()
-                text = body.removeprefix("<?php\n") + "```\nThat is the program."
-            for stop in request.decoding.stop:
-                text = text.split(stop)[0]
-            out.append(Completion((Choice(request.reply_prefix + text, "stop"),), self.model, 10, 10))
-        return out
-
-    def usage(self):
-        return {"requests": len(self.requests)}
-
-    def close(self):
-        pass
+def sample_replies(request) -> str:
+    """Round 1: a paragraph of words, then a second item; round 2: the sample function itself."""
+    if request.reply_prefix.startswith("1. "):
+        rng = random.Random(request.reply_prefix)
+        return " " + " ".join(rng.choice(WORDS) for _ in range(14)) + ".\n\n2. And more.\n```"
+    name = re.search(r"function `([^`]+)`", request.messages[-1][1]).group(1)
+    return Path(SAMPLE_FUNCTIONS[name].path).read_text().removeprefix("<?php\n") + "```\nThat is the program."
 
 
 def test_a_teacher_that_starts_replies_stops_at_the_paragraph_and_the_closing_fence(tmp_path):
-    teacher = FakeLocalTeacher()
+    teacher = ReplyStartingTeacher(sample_replies)
     source = make_source(tmp_path, teacher, paths=(str(SAMPLES),), languages=("php", "rust"), limit=2,
                          snippets_per_request=1, compact_prompts=True)
     records = list(source.records(SourceStats()))

@@ -25,8 +25,8 @@ from data_generation.cli import main
 from data_generation.rouge import rouge_l
 from data_generation.sources.base import SourceStats
 from data_generation.sources.self_instruct import SelfInstructConfig, SelfInstructSource
-from data_generation.teacher.base import Choice, Completion
 from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from tests.fake_teacher import ReplyStartingTeacher
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "data" / "seed_tasks.jsonl"
@@ -126,40 +126,13 @@ def test_single_instruction_parsing(reply, finish, expected):
     assert si.parse_single_instruction(reply, finish) == expected
 
 
-class FakeLocalTeacher:
-    """Answers as the local teacher does: starts each reply with the request's prefix and cuts it at a
-    stop string. Records the requests."""
-
-    starts_replies = True
-    model = "fake-local"
-
-    def __init__(self, texts):
-        self.texts, self.requests = texts, []
-
-    def complete_all(self, requests):
-        out = []
-        for request in requests:
-            self.requests.append(request)
-            text = self.texts(request)
-            for stop in request.decoding.stop:
-                text = text.split(stop)[0]
-            out.append(Completion((Choice(request.reply_prefix + text, "stop"),), self.model, 10, 10))
-        return out
-
-    def usage(self):
-        return {"requests": len(self.requests)}
-
-    def close(self):
-        pass
-
-
 def test_a_teacher_that_starts_replies_gets_prefixes_and_stops_at_the_closing_fence():
     def texts(request):
         if request.decoding.max_tokens == 48:  # the task request
             return " doubles every number of a list of integers.\nWrite a Python function that"
         return "def double(xs):\n    return [2 * x for x in xs]\n```\nThat doubles them."
 
-    teacher = FakeLocalTeacher(texts)
+    teacher = ReplyStartingTeacher(texts)
     cfg = SelfInstructConfig(seed_tasks=str(SEEDS), mode="single", languages=("python",), num_instructions=1,
                              requests_per_step=1, instruction_max_tokens=48, max_tokens=96)
     source = SelfInstructSource(cfg, teacher)

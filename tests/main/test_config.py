@@ -10,13 +10,39 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "scripts" / "configs"
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def _is_pipeline(path: Path) -> bool:
+    import yaml
+
+    return "sources" in (yaml.safe_load(path.read_text()) or {})
+
+
+PRESETS = [p for p in sorted(CONFIGS.glob("*.yaml")) if not _is_pipeline(p)]
+PIPELINES = [p for p in sorted(CONFIGS.glob("*.yaml")) if _is_pipeline(p)]
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
 def test_every_shipped_preset_loads(path):
     config = load_config(path)
     assert config.train_data and config.output_dir.startswith("data/out/train/")
     if config.strategy == "deepspeed":
         assert Path(REPO / config.deepspeed_config).is_file()
     assert grad_accum_steps(config, world_size=1) >= 1
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
+def test_every_shipped_pipeline_config_loads(path, monkeypatch):
+    """`make demo`'s config and the GPU-scale one pass every check (the latter given a teacher endpoint)."""
+    from main.pipeline import train_settings
+    from main.pipeline_config import load_pipeline_config
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "m")
+    monkeypatch.chdir(REPO)
+    config = load_pipeline_config(path)
+    assert config.output_dir.startswith("data/out/") and config.sources
+    train = train_settings(config, Path(config.output_dir))
+    assert train["train_data"] == f"{config.output_dir}/dataset/train.jsonl" and train["resume"] == "auto"
+    assert {p.name for p in PIPELINES} == {"demo.yaml", "codecapybara.yaml"}
 
 
 def test_presets_carry_the_published_hyperparameters():

@@ -158,6 +158,7 @@ def test_no_stop_reaches_extraction_too():
     ("humaneval-completion", "   \n", "length", "empty generation"),
     ("humaneval-chat", "```python\n```\nThat is all.", "stop", "empty code block"),
     ("mbpp-chat", "", "eos", "EOS at once"),
+    ("humaneval-completion", "", "stop", "stop at offset 0"),  # vLLM / an OpenAI server strip the stop string
     ("humaneval-completion", "    return string\n", "eos", None),
     ("mbpp-chat", "```python\ndef add(a, b):\n    return a + b\n```", "stop", None),
 ])

@@ -51,6 +51,11 @@ def test_lora_save_load_merge_round_trip(tiny, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(reloaded.eval()(input_ids=ids).logits, adapted)
 
+    from data_generation.models import TRAINING_INFO_FILE
+    from data_generation.provenance import folder_sha256
+
+    lineage = {"prompt_format": "chat", "weights_sha256": folder_sha256(tmp_path / "adapter")}
+    (tmp_path / "adapter" / TRAINING_INFO_FILE).write_text(json.dumps(lineage))  # as main.train writes it
     assert merge_main(["--adapter", str(tmp_path / "adapter"), "--output", str(tmp_path / "merged"),
                        "--base", str(tiny)]) == 0
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged")).eval()
@@ -59,6 +64,9 @@ def test_lora_save_load_merge_round_trip(tiny, tmp_path):
         torch.testing.assert_close(merged(input_ids=ids).logits, adapted, atol=1e-5, rtol=1e-5)
     info = json.loads((tmp_path / "merged" / "merge_info.json").read_text())
     assert info["modules"] == 4 and (tmp_path / "merged" / "tokenizer.json").is_file()
+    carried = json.loads((tmp_path / "merged" / TRAINING_INFO_FILE).read_text())  # the lineage, re-hashed
+    assert carried["prompt_format"] == "chat" and carried["merged_from_adapter_sha256"] == lineage["weights_sha256"]
+    assert carried["weights_sha256"] == folder_sha256(tmp_path / "merged", exclude=(TRAINING_INFO_FILE,))
 
 
 def test_empty_adapter_is_refused(tiny, tmp_path):

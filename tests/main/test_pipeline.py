@@ -122,7 +122,11 @@ def test_the_chain_runs_resumes_after_kill_and_redoes_only_what_changed(tiny_mod
     ({}, "sources.self_instruct.teacher=", "sources.self_instruct.teacher: self_instruct needs a teacher"),
     ({}, "sources.self_instruct.teacher=ollama", "'ollama'; choose from local, openai"),
     ({}, "sources.codealpaca.teacher=local", "sources.codealpaca.teacher: codealpaca reads a dataset"),
-    ({"train__lr": "fast"}, None, "train: lr: expected float, got 'fast'"),
+    ({"train__lr": "fast"}, None, "pipeline.yaml: train.lr: expected float, got 'fast'"),
+    ({}, "train.mode=lroa", "'train.mode=lroa': train.mode: mode='lroa' (did you mean lora?); choose one of full"),
+    ({}, "train.nproc=two", "train.nproc: expected int, got 'two'"),
+    ({}, "train.save_final=false", "train.save_final: set by the pipeline"),
+    ({}, "merge.validation_size=0", "merge.validation_size: must be > 0"),
 ])
 def test_a_bad_config_stops_before_any_stage(tiny_model, mbpp_full, tmp_path, capsys, changes, override, message):
     config = write_config(tmp_path, tiny_model, mbpp_full, **changes)
@@ -132,11 +136,55 @@ def test_a_bad_config_stops_before_any_stage(tiny_model, mbpp_full, tmp_path, ca
 
 
 def test_input_candidates_and_overrides(tiny_model, mbpp_full, tmp_path):
-    config = load_pipeline_config(write_config(tmp_path, tiny_model, mbpp_full),
-                                  ["sources.codecontests.enabled=false", "evaluate.limit=0"])
+    path = write_config(tmp_path, tiny_model, mbpp_full)
+    config = load_pipeline_config(path, ["sources.codecontests.enabled=false", "evaluate.limit=0"])
     assert config.sources["codealpaca"].input[0].endswith("missing.json")  # candidates: the first that exists
     assert not config.sources["codecontests"].enabled and config.evaluate.limit == 0
+    empty = yaml.safe_load(path.read_text())
+    empty["sources"]["codecontests"] = None  # `codecontests:` with no settings: an override still reaches into it
+    path.write_text(yaml.safe_dump(empty))
+    with pytest.raises(PipelineConfigError, match="sources.codecontests.input: give the dataset"):
+        load_pipeline_config(path)
+    assert not load_pipeline_config(path, ["sources.codecontests.enabled=false"]).sources["codecontests"].enabled
     with pytest.raises(PipelineConfigError, match="enable at least one of"):
         load_pipeline_config(write_config(tmp_path, tiny_model, mbpp_full),
                              [f"sources.{s}.enabled=false" for s in ("codealpaca", "codecontests", "self_instruct",
                                                                      "reverse_instruct")])
+
+
+def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_its_key(tmp_path):
+    from main.stages import Runner, Stage, stage_fingerprint
+
+    out = tmp_path / "out.txt"
+    write = f"open({str(out)!r}, 'w').write('x')"
+
+    def stage(batch: int, python: str = sys.executable) -> Stage:
+        return Stage("write", [python, "-c", write, "--batch-size", str(batch)], key=[python, "-c", write],
+                     outputs=[out])
+
+    assert stage_fingerprint(stage(4)) == stage_fingerprint(stage(4, "python"))  # python3, another venv: same
+    runner = Runner(tmp_path / "run", REPO)
+    assert runner.run(stage(4), 1, 1).status == "done"
+    assert runner.run(stage(8), 1, 1).status == "skipped"  # a batch size does not change what it writes
+    out.write_text("changed by hand")
+    assert runner.run(stage(8), 1, 1).status == "done"  # an output that changed is made again
+
+
+def test_killing_the_pipeline_stops_the_stage_it_was_running(tmp_path):
+    """kill -9 of the pipeline process alone: its running command must not live on and race a re-run."""
+    script = ("import sys; from pathlib import Path; from main.stages import Runner, Stage; "
+              f"Runner(Path({str(tmp_path)!r}), Path({str(REPO)!r})).run(Stage('sleep', ['sleep', '300']), 1, 1)")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    children: list[str] = []
+    while not children and time.monotonic() < deadline:
+        time.sleep(0.05)
+        children = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the stage never started"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    child = int(children[0])
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
+            Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"

@@ -30,5 +30,6 @@ def test_our_rows_follow_the_published_ones(tmp_path: Path, capsys) -> None:
     assert "| CodeCapybara | huggyllama/llama-7b | 11.10 | 13.33 | 13.41 | published |" in text
     assert "| llama-7b (base) | huggyllama/llama-7b | 5.00 |" in text and "ours, all 2 tasks, n = 200" in text
     assert "| (the seeds publish no MBPP numbers) |" in text and "| llama-7b (tuned) | huggyllama/llama-7b | 100.00 |" in text
-    assert "| Only Instruction Generation | 20,574 | 20,001 |" in text and "| **Total** | **53,924** | **52,991** |" in text
+    assert "| Reverse instruction (only instruction generation) | 20,574 | 20,001 |" in text
+    assert "| **Total** | **53,924** | **52,991** |" in text and "Self-instruct" not in text
     assert seeds_table.main([str(tmp_path / "missing")]) == 2
