@@ -18,10 +18,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from data_generation import merge, near_dedup
-from data_generation.io import DataError, atomic_path, write_records
-from data_generation.journal import Journal
-from data_generation.provenance import package_versions
+from data_generation.common.io import DataError, atomic_path, write_records
+from data_generation.common.journal import Journal
+from data_generation.common.provenance import package_versions
+from data_generation.dataset import merge, rouge_dedup
 from data_generation.sources import SOURCES, Source, SourceStats
 from data_generation.teacher.base import TeacherError
 
@@ -30,7 +30,7 @@ log = logging.getLogger("data_generation")
 # Dataset steps that are not sources: name -> (add_arguments, run). Each run returns an exit code.
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "merge": (merge.add_arguments, merge.run),
-    "near-dedup": (near_dedup.add_arguments, near_dedup.run),
+    "near-dedup": (rouge_dedup.add_arguments, rouge_dedup.run),
 }
 
 

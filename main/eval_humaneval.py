@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from data_generation.provenance import file_sha256
-from main.evaluation import add_common_args, run_cli
-from main.problems import humaneval_path, load_humaneval
+from data_generation.common.benchmarks.problems import humaneval_path, load_humaneval
+from data_generation.common.provenance import file_sha256
+from main.evaluation.harness import add_common_args, run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,9 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from data_generation.provenance import file_sha256
-from main.evaluation import add_common_args, read_fingerprint, run_cli
-from main.problems import MBPP_HUB_ID, MBPP_SPLITS, load_mbpp
+from data_generation.common.benchmarks.problems import (
+    MBPP_HUB_ID,
+    MBPP_SPLITS,
+    load_mbpp,
+)
+from data_generation.common.provenance import file_sha256
+from main.evaluation.harness import add_common_args, read_fingerprint, run_cli
 
 
 def dataset_choice(args: Any) -> tuple[str, bool, str]:

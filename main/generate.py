@@ -31,15 +31,35 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from main.backends import Backend, Row, SamplingSettings, make_backend
-from main.extract import extract_completion
-from main.lineage import ModelInfo, choose_style, load_tokenizer, resolve_model, training_summary
-from main.problems import MBPP_HUB_ID, Problem, humaneval_path, load_humaneval, load_mbpp
-from main.prompt_styles import MBPP_SHOT_IDS, STYLES, PromptStyle
-from main.sampling import derive_seed
-# The shard files live in main.shards; their public names stay importable from here.
-from main.shards import (IncompleteSamples, ShardWriter, finished_samples, merge_shards, read_rows,  # noqa: F401
-                         shard_dir, write_atomic)
+from data_generation.common.benchmarks.problems import (
+    MBPP_HUB_ID,
+    Problem,
+    humaneval_path,
+    load_humaneval,
+    load_mbpp,
+)
+from data_generation.common.benchmarks.styles import MBPP_SHOT_IDS, STYLES, PromptStyle
+from data_generation.common.sampling import derive_seed
+from main.sampling.backends import Backend, Row, SamplingSettings, make_backend
+from main.sampling.extract import extract_completion
+from main.sampling.lineage import (
+    ModelInfo,
+    choose_style,
+    load_tokenizer,
+    resolve_model,
+    training_summary,
+)
+
+# The shard files live in main.sampling.shards; their public names stay importable from here.
+from main.sampling.shards import (  # noqa: F401
+    IncompleteSamples,
+    ShardWriter,
+    finished_samples,
+    merge_shards,
+    read_rows,
+    shard_dir,
+    write_atomic,
+)
 
 log = logging.getLogger("main.generate")
 VERSIONED = ("torch", "transformers", "tokenizers", "accelerate", "peft", "bitsandbytes", "vllm", "openai",
@@ -147,7 +167,7 @@ def run_shard(backend: Backend, style: PromptStyle, problems: Sequence[Problem],
 
 
 def load_problems(args: argparse.Namespace) -> tuple[list[Problem], dict[str, Any]]:
-    from data_generation.provenance import file_sha256
+    from data_generation.common.provenance import file_sha256
 
     if args.benchmark == "humaneval":
         path = args.humaneval_path or humaneval_path()
@@ -368,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s [rank {rank}/{world}] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # peft imports it: a "no CPU kernels" notice
-    from data_generation.io import DataError
+    from data_generation.common.io import DataError
 
     try:
         return run(args)

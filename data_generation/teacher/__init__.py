@@ -15,9 +15,17 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from data_generation.teacher.base import Choice, Completion, Decoding, Request, Teacher, TeacherError
+from data_generation.common.paths import REPO_ROOT
+from data_generation.teacher.base import (
+    Choice,
+    Completion,
+    Decoding,
+    Request,
+    Teacher,
+    TeacherError,
+)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 DEFAULT_CACHE = REPO / "data" / "cache" / "teacher"
 DEFAULT_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

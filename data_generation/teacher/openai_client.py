@@ -31,7 +31,11 @@ from tqdm.auto import tqdm
 from data_generation.teacher.accounting import PriceTable, UsageMeter
 from data_generation.teacher.base import Completion, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
-from data_generation.teacher.limits import RateLimiter, backoff_delay, retry_after_seconds
+from data_generation.teacher.limits import (
+    RateLimiter,
+    backoff_delay,
+    retry_after_seconds,
+)
 from data_generation.teacher.openai_wire import (
     Answer,
     Malformed,

@@ -21,7 +21,11 @@ from urllib.parse import urlparse
 import httpx2  # the HTTP library the openai SDK is built on
 import openai
 
-from data_generation.teacher.accounting import DEFAULT_PRICE_TABLE, count_chat_tokens, count_tokens
+from data_generation.teacher.accounting import (
+    DEFAULT_PRICE_TABLE,
+    count_chat_tokens,
+    count_tokens,
+)
 from data_generation.teacher.base import Choice, Request, TeacherError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

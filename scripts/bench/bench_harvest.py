@@ -37,9 +37,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from data_generation.harvest import HarvestStats, extract, harvest_paths, iter_source_files
-from data_generation.io import atomic_path
-from data_generation.provenance import package_versions
+from data_generation.common.io import atomic_path
+from data_generation.common.provenance import package_versions
+from data_generation.sources.reverse_instruct.harvest import (
+    HarvestStats,
+    extract,
+    harvest_paths,
+    iter_source_files,
+)
 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 

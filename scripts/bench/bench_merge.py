@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_generation.benchmarks import load_mbpp
-from data_generation.merge import MergeConfig, merge
-from data_generation.textnorm import words
+from data_generation.common.benchmarks.legacy import load_mbpp
+from data_generation.dataset.merge import MergeConfig, merge
+from data_generation.dataset.normalise import words
 
 NAMES = ["alpha", "total", "items", "result", "buffer", "node", "count", "index", "values", "cache", "queue", "score"]
 
@@ -123,8 +123,8 @@ def _anchor(cfg: MergeConfig, data: list[dict], drops: list[dict], ours_near: fl
     """Run datasketch on the records that reached the near-dup stage, in the same order."""
     exact = {d["id"] for d in drops if d["reason"] == "exact_duplicate"}
     near = {d["id"] for d in drops if d["reason"] == "near_duplicate"}
-    from data_generation.record import Record
-    from data_generation.textnorm import normalise_whitespace as nw
+    from data_generation.common.record import Record
+    from data_generation.dataset.normalise import normalise_whitespace as nw
 
     recs = [Record(nw(r["instruction"]), nw(r["input"]), nw(r["output"]), r["source"]) for r in
             [*data[0::2], *data[1::2]]]

@@ -2,10 +2,10 @@
 
     python -m scripts.bench.bench_packing [--steps 3] [--warmup 1] [--batch-size 4] [--rows 1] [--max-length 512] [--threads 1]
 
-Data: the real CodeAlpaca 2k sample, tokenized by `main.data` (Alpaca prompt masked, EOS appended).
+Data: the real CodeAlpaca 2k sample, tokenized by `main.training.data` (Alpaca prompt masked, EOS appended).
 Model: the embedded SmolLM2-135M-Instruct (float32, sdpa attention) with its tokenizer; one model
 and plain AdamW for every configuration, steps interleaved; loss `target_loss_sum / targets`.
-Configurations (each with its own epoch plan from `main.packing.batches`, seed 0):
+Configurations (each with its own epoch plan from `main.training.packing.batches`, seed 0):
 - `alpaca`: the baseline, as Stanford Alpaca / CodeAlpaca train: `--batch-size` examples in
   random order (the Trainer's RandomSampler), padded to the longest in the batch, no packing;
 - `grouped`: the same with length-grouped batches (transformers' `group_by_length`);
@@ -33,8 +33,18 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from main.data import (IGNORE_INDEX, TokenizedExample, batches, collate_packed, collate_padded, load_records,
-                       plan_tokens, prepare_tokenizer, target_loss_sum, tokenize_records)
+from main.training.data import (
+    IGNORE_INDEX,
+    TokenizedExample,
+    batches,
+    collate_packed,
+    collate_padded,
+    load_records,
+    plan_tokens,
+    prepare_tokenizer,
+    target_loss_sum,
+    tokenize_records,
+)
 
 OUT = Path("data/out/bench/packing.json")
 CONFIGS = {  # name: (packing, length_grouped)
@@ -124,7 +134,7 @@ def main() -> None:
     if args.model:
         folder = Path(args.model)
     else:
-        from data_generation.models import embedded_default_model
+        from data_generation.common.models import embedded_default_model
         folder = embedded_default_model()
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
     records = load_records(args.data, skip_invalid=True)

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from rouge_score import rouge_scorer
 
-from data_generation.io import atomic_path
-from data_generation.provenance import package_versions
-from data_generation.rouge import RougeLFilter
+from data_generation.common.io import atomic_path
+from data_generation.common.provenance import package_versions
+from data_generation.dataset.rouge import RougeLFilter
 
 NOUNS = ["invoice", "sensor", "playlist", "ticket", "shipment", "tweet", "rectangle", "student", "order",
          "customer", "employee", "vector", "graph", "queue", "stack", "record", "matrix", "sentence",

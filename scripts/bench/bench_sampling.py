@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
-from data_generation.models import embedded_default_model
-from main.backends import Row, SamplingSettings, TransformersBackend
+from data_generation.common.benchmarks.problems import Problem, load_humaneval
+from data_generation.common.benchmarks.styles import COMPLETION_STOPS
+from data_generation.common.models import embedded_default_model
 from main.generate import sample_seed
-from main.problems import Problem, load_humaneval
-from main.prompt_styles import COMPLETION_STOPS
+from main.sampling.backends import Row, SamplingSettings, TransformersBackend
 
 OUT = Path("data/out/bench/sampling.json")
 CODECAPYBARA = {"temperature": 0.1, "top_p": 0.75, "top_k": 40}

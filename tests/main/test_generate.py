@@ -4,17 +4,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from main.generate import IncompleteSamples, finished_samples, main, merge_shards, plan, sample_seed, shard_dir
-from main.problems import Problem, load_humaneval
-from main.prompt_styles import COMPLETION_STOPS
+from data_generation.common.benchmarks.problems import Problem, load_humaneval
+from data_generation.common.benchmarks.styles import COMPLETION_STOPS
+from main.generate import (
+    IncompleteSamples,
+    finished_samples,
+    main,
+    merge_shards,
+    plan,
+    sample_seed,
+    shard_dir,
+)
+from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +154,8 @@ def test_default_style_follows_the_tokenizer_then_the_adapters_training(tiny, tm
     peft = pytest.importorskip("peft")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from data_generation.models import TRAINING_INFO_FILE
-    from data_generation.provenance import folder_sha256
+    from data_generation.common.models import TRAINING_INFO_FILE
+    from data_generation.common.provenance import folder_sha256
 
     base = ["--benchmark", "humaneval", "--task-ids", "HumanEval/2,HumanEval/15", "--greedy", "--max-new-tokens", "8",
             "--threads", "1", "--no-progress"]  # short prompts: the Alpaca one fits the tiny model's context

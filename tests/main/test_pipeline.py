@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from main.flow.config import PipelineConfigError, load_pipeline_config
 from main.pipeline import main
-from main.pipeline_config import PipelineConfigError, load_pipeline_config
+from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
 
-REPO = Path(__file__).resolve().parents[2]
 REFUSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port: a teacher that cannot be reached
 
 
@@ -153,7 +153,7 @@ def test_input_candidates_and_overrides(tiny_model, mbpp_full, tmp_path):
 
 
 def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_its_key(tmp_path):
-    from main.stages import Runner, Stage, stage_fingerprint
+    from main.flow.stages import Runner, Stage, stage_fingerprint
 
     out = tmp_path / "out.txt"
     write = f"open({str(out)!r}, 'w').write('x')"
@@ -172,7 +172,7 @@ def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_it
 
 def test_killing_the_pipeline_stops_the_stage_it_was_running(tmp_path):
     """kill -9 of the pipeline process alone: its running command must not live on and race a re-run."""
-    script = ("import sys; from pathlib import Path; from main.stages import Runner, Stage; "
+    script = ("import sys; from pathlib import Path; from main.flow.stages import Runner, Stage; "
               f"Runner(Path({str(tmp_path)!r}), Path({str(REPO)!r})).run(Stage('sleep', ['sleep', '300']), 1, 1)")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

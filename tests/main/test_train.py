@@ -7,19 +7,17 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from main.config import load_config, make_config
-from main.engine import Engine, Runtime
-from main.metrics import read_metrics
 from main.train import main, micro_loss
+from main.training.config import load_config, make_config
+from main.training.engine import Engine, Runtime
+from main.training.metrics import read_metrics
+from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +125,8 @@ def test_chat_format_and_the_lineage_recorded_with_the_adapter(setup, tmp_path):
     """prompt_format=auto picks the tokenizer's chat template; the adapter folder records the format, the
     training file's sha256 and the manifest beside it, the validation loss before and after, and a
     sha256 of its own weights: what a report needs to chain a number back to its data."""
-    from data_generation.models import TRAINING_INFO_FILE
-    from data_generation.provenance import file_sha256, folder_sha256
+    from data_generation.common.models import TRAINING_INFO_FILE
+    from data_generation.common.provenance import file_sha256, folder_sha256
 
     data = tmp_path / "merged"
     data.mkdir()

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from main.metrics import read_metrics
-from main.modeling import check_adapter
 from main.train import main
+from main.training.metrics import read_metrics
+from main.training.modeling import check_adapter
 
 
 @pytest.mark.slow

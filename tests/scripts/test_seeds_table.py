@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from main.passk import mean_pass_at_k
+from main.evaluation.passk import mean_pass_at_k
 from scripts import seeds_table
 
 

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from data_generation.teacher.limits import RateLimiter, TokenBucket, backoff_delay, retry_after_seconds
+from data_generation.teacher.limits import (
+    RateLimiter,
+    TokenBucket,
+    backoff_delay,
+    retry_after_seconds,
+)
 
 
 class FakeClock:

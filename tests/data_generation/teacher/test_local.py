@@ -10,9 +10,9 @@ from typing import Iterator
 import pytest
 import torch
 
-from data_generation import models
-from data_generation.provenance import file_sha256
-from data_generation.models import ModelResolutionError, resolve_model
+from data_generation.common import models
+from data_generation.common.models import ModelResolutionError, resolve_model
+from data_generation.common.provenance import file_sha256
 from data_generation.teacher.base import Decoding, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
 from data_generation.teacher.local import LocalTeacher, _nucleus

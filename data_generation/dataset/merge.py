@@ -1,0 +1,317 @@
+"""Merge source outputs into one dataset: normalise -> exact dedup -> near dedup -> decontaminate ->
+shuffle -> split -> write (Alpaca JSON, JSONL, parquet, HF dataset) + manifest.json + report.md + drops.jsonl.
+
+Every input row ends up either kept or dropped with exactly one reason, so the manifest always
+satisfies: input == kept + sum(dropped). The whole output folder is built in a temporary sibling
+and renamed into place, so a failed run leaves no partial dataset behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data_generation.common.benchmarks.legacy import MBPP_HUB_ID, benchmark_versions
+from data_generation.common.io import (
+    DataError,
+    read_records,
+    write_alpaca_json,
+    write_hf_dataset,
+    write_jsonl,
+    write_parquet,
+)
+from data_generation.common.provenance import file_sha256, fingerprint, package_versions
+from data_generation.common.record import Record
+from data_generation.dataset.decontaminate import (
+    BENCHMARKS,
+    Decontaminator,
+    load_benchmark_docs,
+)
+from data_generation.dataset.minhash import find_near_duplicates
+from data_generation.dataset.normalise import Vocab, dedup_key, normalise_whitespace
+from data_generation.dataset.report import write_report
+
+log = logging.getLogger(__name__)
+FORMATS = ("json", "jsonl", "parquet", "hf")
+
+
+@dataclass
+class MergeConfig:
+    inputs: list[str]
+    output_dir: str
+    near_dup: bool = True
+    near_dup_threshold: float = 0.85
+    num_perm: int = 128
+    shingle: int = 5
+    decontaminate: tuple[str, ...] = BENCHMARKS
+    ngram: int = 10
+    substring_min_words: int = 8
+    code_coverage: float = 0.5
+    mbpp_path: str = MBPP_HUB_ID
+    seed: int = 42
+    validation_size: float = 0.0
+    formats: tuple[str, ...] = ("json", "jsonl")
+    overwrite: bool = False
+
+
+@dataclass
+class Ledger:
+    """Counts and the drop log; `drop` is the only way a record leaves the pipeline."""
+
+    input_by_source: Counter = field(default_factory=Counter)
+    dropped: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    drops: list[dict] = field(default_factory=list)
+
+    def drop(self, source: str, reason: str, **details: object) -> None:
+        self.dropped[source][reason] += 1
+        self.drops.append({"reason": reason, "source": source, **details})
+
+
+def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[dict]]:
+    """Records of every input, normalised. An input without any row (a 0-byte file, a source that
+    kept nothing) is reported and listed with 0 rows; the merge goes on with the others."""
+    records, inputs = [], []
+    for path in cfg.inputs:
+        default_source, n = Path(path).stem, 0
+        for where, item in read_records(path, default_source=default_source, allow_empty=True):
+            n += 1
+            if not isinstance(item, Record):
+                ledger.input_by_source[default_source] += 1
+                ledger.drop(default_source, f"invalid_row:{item.reason}", input=path, where=str(where), detail=str(item))
+                continue
+            ledger.input_by_source[item.source] += 1
+            rec = item.replace(instruction=normalise_whitespace(item.instruction),
+                               input=normalise_whitespace(item.input), output=normalise_whitespace(item.output))
+            if not rec.instruction or not rec.output:
+                ledger.drop(rec.source, "empty_after_normalise", id=item.id, input=path, where=str(where))
+                continue
+            records.append(rec)
+        upstream = Path(f"{path}.manifest.json")
+        manifest = json.loads(upstream.read_text()) if upstream.exists() else None
+        if n == 0:
+            source = (manifest or {}).get("source") or default_source
+            ledger.input_by_source[source] += 0  # listed in per_source with 0 rows
+            why = ""
+            if manifest and manifest.get("status"):  # a source run's manifest says how that run ended
+                why = f"; its {source} run {manifest['status']}"
+                why += f": {manifest['stop_reason']}" if manifest.get("stop_reason") else ""
+            log.warning("%s: empty input (0 records%s); the merge goes on without it", path, why)
+        inputs.append({"path": path, "rows": n, "empty": n == 0,
+                       "sha256": file_sha256(path) if Path(path).is_file() else None, "upstream_manifest": manifest})
+    if inputs and all(entry["empty"] for entry in inputs):
+        raise DataError(", ".join(cfg.inputs), None,
+                        f"all {len(inputs)} inputs are empty (0 records each): nothing to merge")
+    return records, inputs
+
+
+def _exact_dedup(records: list[Record], ledger: Ledger) -> list[Record]:
+    first: dict[bytes, str] = {}
+    kept = []
+    for rec in records:
+        key = dedup_key(rec.instruction, rec.input, rec.output)
+        if key in first:
+            ledger.drop(rec.source, "exact_duplicate", id=rec.id, duplicate_of=first[key], instruction=rec.instruction[:200])
+            continue
+        first[key] = rec.id
+        kept.append(rec)
+    return kept
+
+
+def _concat(encoded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+    return (np.concatenate(encoded) if encoded else np.empty(0, np.uint64)), offsets
+
+
+def _text(rec: Record) -> str:
+    return f"{rec.instruction}\n{rec.input}\n{rec.output}"
+
+
+def _near_dedup(cfg: MergeConfig, records: list[Record], encoded: list[np.ndarray], ledger: Ledger) -> list[int]:
+    ids, offsets = _concat(encoded)
+    dups = find_near_duplicates(ids, offsets, threshold=cfg.near_dup_threshold, num_perm=cfg.num_perm,
+                                shingle=cfg.shingle, seed=cfg.seed)
+    dropped = set()
+    for d in dups:
+        rec = records[d.index]
+        ledger.drop(rec.source, "near_duplicate", id=rec.id, duplicate_of=records[d.kept_index].id,
+                    jaccard=round(d.jaccard, 4), instruction=rec.instruction[:200])
+        dropped.add(d.index)
+    return [i for i in range(len(records)) if i not in dropped]
+
+
+def _decontaminate(cfg: MergeConfig, vocab: Vocab, records: list[Record], encoded: list[np.ndarray],
+                   keep: list[int], ledger: Ledger) -> list[int]:
+    if not cfg.decontaminate:
+        return keep
+    docs = load_benchmark_docs(cfg.decontaminate, cfg.mbpp_path)
+    checker = Decontaminator(docs, vocab, ngram=cfg.ngram, substring_min_words=cfg.substring_min_words,
+                             code_coverage=cfg.code_coverage)
+    ids, offsets = _concat([encoded[i] for i in keep])
+    hits = checker.find(ids, offsets, [_text(records[i]) for i in keep])
+    dropped = set()
+    for hit in hits:
+        rec = records[keep[hit.index]]
+        ledger.drop(rec.source, f"contaminated:{hit.benchmark}", id=rec.id, task_id=hit.task_id,
+                    method=hit.method, evidence=hit.evidence, instruction=rec.instruction[:200])
+        dropped.add(keep[hit.index])
+    return [i for i in keep if i not in dropped]
+
+
+def _split(cfg: MergeConfig, records: list[Record]) -> dict[str, list[Record]]:
+    records = list(records)
+    random.Random(cfg.seed).shuffle(records)
+    size = cfg.validation_size
+    # A validation split that was asked for holds at least one record, however small the fraction.
+    n_val = int(size) if size >= 1 else max(1, int(round(size * len(records)))) if size > 0 else 0
+    if n_val >= len(records) and n_val > 0:
+        raise ValueError(f"validation size {size} leaves no training records (only {len(records)} kept)")
+    splits = {"train": records[n_val:]}
+    if n_val:
+        splits["validation"] = records[:n_val]
+    return splits
+
+
+def _write_outputs(cfg: MergeConfig, splits: dict[str, list[Record]], folder: Path) -> None:
+    for name, recs in splits.items():
+        if "json" in cfg.formats:
+            write_alpaca_json(recs, folder / f"{name}.json")
+        if "jsonl" in cfg.formats:
+            write_jsonl(recs, folder / f"{name}.jsonl")
+        if "parquet" in cfg.formats:
+            write_parquet(recs, folder / f"{name}.parquet")
+    if "hf" in cfg.formats:
+        write_hf_dataset(splits, folder / "hf")
+
+
+def build_manifest(cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Record]], inputs: list[dict],
+                   timings: dict[str, float]) -> dict:
+    kept_by_source = Counter(r.source for recs in splits.values() for r in recs)
+    dropped_total = Counter()
+    for reasons in ledger.dropped.values():
+        dropped_total.update(reasons)
+    n_in, n_kept = sum(ledger.input_by_source.values()), sum(kept_by_source.values())
+    if n_in != n_kept + sum(dropped_total.values()):
+        raise AssertionError(f"ledger does not balance: {n_in} in, {n_kept} kept, {dict(dropped_total)} dropped")
+    # Through JSON so the returned manifest equals the one written (tuples become lists).
+    config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("output_dir", "overwrite")}))
+    sources = sorted(set(ledger.input_by_source) | set(ledger.dropped))
+    return {
+        "counts": {"input": n_in, "kept": n_kept, "dropped": dict(sorted(dropped_total.items())),
+                   "splits": {name: len(recs) for name, recs in splits.items()}},
+        "per_source": {s: {"input": ledger.input_by_source[s], "kept": kept_by_source[s],
+                           "dropped": dict(sorted(ledger.dropped[s].items()))} for s in sources},
+        "per_language": dict(Counter(r.language for recs in splits.values() for r in recs).most_common()),
+        "contaminated_tasks": _contaminated_tasks(ledger.drops),
+        "inputs": inputs,
+        "config": config,
+        "config_fingerprint": fingerprint(config),
+        "versions": package_versions(),
+        "benchmarks": benchmark_versions(cfg.mbpp_path if "mbpp" in cfg.decontaminate else None)
+        if cfg.decontaminate else {},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _contaminated_tasks(drops: list[dict]) -> dict[str, dict[str, int]]:
+    tasks: dict[str, Counter] = defaultdict(Counter)
+    for d in drops:
+        if d["reason"].startswith("contaminated:"):
+            tasks[d["reason"].split(":", 1)[1]][d["task_id"]] += 1
+    return {bench: dict(sorted(c.items())) for bench, c in sorted(tasks.items())}
+
+
+def merge(cfg: MergeConfig) -> dict:
+    """Run the whole merge; returns the manifest (also written to OUTPUT_DIR/manifest.json)."""
+    out = Path(cfg.output_dir)
+    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    bad = set(cfg.formats) - set(FORMATS) or set(cfg.decontaminate) - set(BENCHMARKS)
+    if bad:
+        raise ValueError(f"unknown format/benchmark {sorted(bad)}; formats: {FORMATS}, benchmarks: {BENCHMARKS}")
+    ledger, timings, t0 = Ledger(), {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        timings[name], t0 = time.perf_counter() - t0, time.perf_counter()
+
+    records, inputs = _read_inputs(cfg, ledger)
+    lap("read")
+    records = _exact_dedup(records, ledger)
+    lap("exact_dedup")
+    vocab = Vocab()
+    encoded = [vocab.encode(_text(r)) for r in records]
+    lap("tokenize")
+    keep = _near_dedup(cfg, records, encoded, ledger) if cfg.near_dup else list(range(len(records)))
+    lap("near_dedup")
+    keep = _decontaminate(cfg, vocab, records, encoded, keep, ledger)
+    lap("decontaminate")
+    splits = _split(cfg, [records[i] for i in keep])
+    manifest = build_manifest(cfg, ledger, splits, inputs, timings)
+    _publish(cfg, splits, manifest, ledger, out)
+    return manifest
+
+
+def _publish(cfg: MergeConfig, splits: dict[str, list[Record]], manifest: dict, ledger: Ledger, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_outputs(cfg, splits, tmp)
+        with open(tmp / "drops.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in ledger.drops)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_report(manifest, tmp / "report.md")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = MergeConfig(inputs=[], output_dir="")
+    p.add_argument("inputs", nargs="+", help="source outputs (.jsonl, .json, .parquet or save_to_disk folders)")
+    p.add_argument("--output-dir", required=True, help="folder for the dataset, manifest.json and report.md")
+    p.add_argument("--no-near-dup", dest="near_dup", action="store_false", help="skip MinHash near-dup removal")
+    p.add_argument("--near-dup-threshold", type=float, default=d.near_dup_threshold, help="Jaccard on word shingles")
+    p.add_argument("--num-perm", type=int, default=d.num_perm, help="MinHash permutations")
+    p.add_argument("--shingle", type=int, default=d.shingle, help="words per shingle")
+    p.add_argument("--decontaminate", default=",".join(d.decontaminate),
+                   help="comma list of benchmarks to remove overlap with (humaneval,mbpp); empty to skip")
+    p.add_argument("--ngram", type=int, default=d.ngram, help="words per contamination n-gram")
+    p.add_argument("--substring-min-words", type=int, default=d.substring_min_words,
+                   help="shortest benchmark statement (in words) searched for as a substring")
+    p.add_argument("--code-coverage", type=float, default=d.code_coverage,
+                   help="fraction of a problem's solution/test n-grams a record must share to count")
+    p.add_argument("--mbpp-path", default=d.mbpp_path, help="local mbpp.jsonl or hub id")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--validation-size", type=float, default=d.validation_size, help="fraction (<1) or count")
+    p.add_argument("--formats", default=",".join(d.formats), help=f"comma list of {','.join(FORMATS)}")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = MergeConfig(
+        inputs=args.inputs, output_dir=args.output_dir, near_dup=args.near_dup,
+        near_dup_threshold=args.near_dup_threshold, num_perm=args.num_perm, shingle=args.shingle,
+        decontaminate=tuple(x for x in args.decontaminate.split(",") if x), ngram=args.ngram,
+        substring_min_words=args.substring_min_words, code_coverage=args.code_coverage, mbpp_path=args.mbpp_path, seed=args.seed,
+        validation_size=args.validation_size, formats=tuple(x for x in args.formats.split(",") if x),
+        overwrite=args.overwrite)
+    try:
+        manifest = merge(cfg)
+    except (FileExistsError, ValueError) as err:
+        raise DataError(cfg.output_dir, None, str(err)) from None
+    c = manifest["counts"]
+    log.info("merged %d rows -> kept %d (%s); dropped %s; wrote %s", c["input"], c["kept"], c["splits"],
+             c["dropped"] or "none", cfg.output_dir)
+    return 0

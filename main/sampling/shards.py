@@ -1,0 +1,97 @@
+"""The sample shards of `main.generate`: `SAMPLES.jsonl.shards/rankRRR-of-WWW.jsonl`, one per rank.
+
+Each rank appends its samples to its own shard, one fsynced write per batch, so a killed run loses
+at most the batch in flight; a torn last line (a write cut by the kill) is cut when the shard is
+opened again and skipped when it is read. A re-run finds every sample already on disk in any shard,
+whatever the earlier world size. `merge_shards` writes SAMPLES.jsonl only when every task has
+exactly samples 0..n-1: a missing sample is an error, never a silently smaller n.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from data_generation.common.benchmarks.problems import Problem
+
+log = logging.getLogger("main.generate")  # the CLI's logger: these messages are part of its run
+
+
+class IncompleteSamples(RuntimeError):
+    """The shards lack samples (a rank died, or a run was stopped): re-run the same command."""
+
+
+def shard_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".shards")
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Complete rows of a shard; a torn last line (no newline yet: a write cut by a kill) is left out."""
+    rows = []
+    for number, raw in enumerate(path.read_bytes().split(b"\n")[:-1], start=1):
+        try:
+            rows.append(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise IncompleteSamples(f"{path}:{number}: damaged line inside a shard; move the file away") from None
+    return rows
+
+
+class ShardWriter:
+    """Append-only shard file: each batch is one write + flush + fsync; a torn tail is cut on open."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            data = path.read_bytes()
+            good = data.rfind(b"\n") + 1  # every line before it was written whole
+            if good < len(data):
+                log.warning("%s: cutting %d bytes of a torn last line", path, len(data) - good)
+                with open(path, "r+b") as handle:
+                    handle.truncate(good)
+        self.handle = open(path, "ab")
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.handle.write(b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in rows))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def finished_samples(output: Path) -> set[tuple[str | int, int]]:
+    """(task_id, sample) pairs already in any shard of `output`."""
+    folder = shard_dir(output)
+    paths = sorted(folder.glob("rank*.jsonl")) if folder.is_dir() else []
+    return {(row["task_id"], row["sample"]) for path in paths for row in read_rows(path)}
+
+
+def merge_shards(output: Path, problems: Sequence[Problem], n: int) -> int:
+    """Write `output` from the shards (problem order, then sample) if every task has samples 0..n-1.
+
+    Raises `IncompleteSamples` naming what is missing; nothing is written then. Returns the row count."""
+    wanted = {p.task_id: i for i, p in enumerate(problems)}
+    found: dict[tuple[str | int, int], dict[str, Any]] = {}
+    for path in sorted(shard_dir(output).glob("rank*.jsonl")):
+        for row in read_rows(path):
+            key = (row["task_id"], row["sample"])
+            if key[0] in wanted and 0 <= key[1] < n:
+                found.setdefault(key, row)
+    missing = [(p.task_id, s) for p in problems for s in range(n) if (p.task_id, s) not in found]
+    if missing:
+        shown = ", ".join(f"{t}#{s}" for t, s in missing[:10])
+        raise IncompleteSamples(f"{len(missing)} of {len(problems) * n} samples are missing ({shown}"
+                                f"{', ...' if len(missing) > 10 else ''}); re-run the same command to generate them")
+    rows = sorted(found.values(), key=lambda r: (wanted[r["task_id"]], r["sample"]))
+    write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return len(rows)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a hidden sibling and rename it over `path`: readers never see a half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
