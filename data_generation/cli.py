@@ -60,13 +60,28 @@ def run_source(source: Source, output: Path) -> SourceStats:
     return stats
 
 
-def _manifest(source: Source, output: Path, stats: SourceStats, extra: dict[str, Any], *, status: str,
-              stop_reason: str | None = None) -> dict[str, Any]:
+def _manifest(
+    source: Source,
+    output: Path,
+    stats: SourceStats,
+    extra: dict[str, Any],
+    *,
+    status: str,
+    stop_reason: str | None = None,
+) -> dict[str, Any]:
     """`status`: running (a step boundary of a run still going, or killed without notice), completed,
     stopped (`stop_reason`: the source gave up, e.g. max_idle_steps, or SIGINT/SIGTERM) or failed
     (`stop_reason`: the error). Counts are this process's; `resumed_from` says what came before."""
-    return {"source": source.name, "status": status, "stop_reason": stop_reason, "config": source.config(),
-            "output": str(output), "counts": stats.to_dict(), **extra, "versions": package_versions()}
+    return {
+        "source": source.name,
+        "status": status,
+        "stop_reason": stop_reason,
+        "config": source.config(),
+        "output": str(output),
+        "counts": stats.to_dict(),
+        **extra,
+        "versions": package_versions(),
+    }
 
 
 def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
@@ -97,8 +112,7 @@ def _append_resumable(source, output: Path, stats: SourceStats) -> None:
             _write_manifest(output, last)
 
         def finish(status: str, reason: str) -> None:
-            _write_manifest(output, {**last, "status": status, "stop_reason": reason,
-                                     "total_records": journal.count})
+            _write_manifest(output, {**last, "status": status, "stop_reason": reason, "total_records": journal.count})
 
         source.on_step = snapshot
         snapshot()
@@ -136,16 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     previous = None
     if args.command in SOURCES and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if args.command in SOURCES:
             stats = run_source(SOURCES[args.command].from_args(args), args.output)
-            log.info("%s: read %d, wrote %d to %s, rejected %s", args.command, stats.read, stats.emitted,
-                     args.output, dict(stats.rejected) or "none")
+            log.info(
+                "%s: read %d, wrote %d to %s, rejected %s",
+                args.command,
+                stats.read,
+                stats.emitted,
+                args.output,
+                dict(stats.rejected) or "none",
+            )
             return 0
         return COMMANDS[args.command][1](args)
     except DataError as err:

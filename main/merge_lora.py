@@ -57,8 +57,11 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
         (tmp / "merge_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         training = read_training_info(adapter)
         if training is not None:  # the lineage (prompt format, data) goes with the weights, re-hashed
-            training = {**training, "merged_from_adapter_sha256": training.get("weights_sha256"),
-                        "weights_sha256": folder_sha256(tmp, exclude=(TRAINING_INFO_FILE,))}
+            training = {
+                **training,
+                "merged_from_adapter_sha256": training.get("weights_sha256"),
+                "weights_sha256": folder_sha256(tmp, exclude=(TRAINING_INFO_FILE,)),
+            }
             (tmp / TRAINING_INFO_FILE).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
         if output.exists():
             shutil.rmtree(output)
@@ -73,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m main.merge_lora", description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", required=True, type=Path, help="folder with adapter_config.json + weights")
     parser.add_argument("--output", required=True, type=Path, help="folder for the standalone model")
-    parser.add_argument("--base", default=None, help="base model (folder, hub id or 'embedded'); default: "
-                        "the adapter's base_model_name_or_path")
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="base model (folder, hub id or 'embedded'); default: the adapter's base_model_name_or_path",
+    )
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

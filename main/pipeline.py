@@ -61,8 +61,12 @@ class Plan:
 def setup(argv: list[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(prog="python -m main.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (scripts/configs/demo.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
-                        help="override any setting, e.g. evaluate.limit=0 train.max_steps=40")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="section.key=value",
+        help="override any setting, e.g. evaluate.limit=0 train.max_steps=40",
+    )
     args = parser.parse_args(argv)
     config = load_pipeline_config(args.config, args.overrides)
     out = Path(config.output_dir)
@@ -95,9 +99,14 @@ def train_settings(config: PipelineConfig, out: Path) -> dict[str, Any]:
 
     settings = {k: v for k, v in config.train.items() if k not in ("preset", "nproc")}
     dataset = out / "dataset"
-    owned = {"model": config.model, "train_data": str(dataset / "train.jsonl"),
-             "val_data": str(dataset / "validation.jsonl"), "output_dir": str(out / "train"), "resume": "auto",
-             "save_final": True}
+    owned = {
+        "model": config.model,
+        "train_data": str(dataset / "train.jsonl"),
+        "val_data": str(dataset / "validation.jsonl"),
+        "output_dir": str(out / "train"),
+        "resume": "auto",
+        "save_final": True,
+    }
     overrides = [f"{k}={json.dumps(v)}" for k, v in {**settings, **owned}.items()]
     try:
         return load_config(config.train.get("preset"), overrides).to_dict()
@@ -122,20 +131,43 @@ def source_stage(plan: Plan, name: str) -> Stage:
         args += ["--model", source.teacher_model] if source.teacher_model else []
         args += ["--base-url", source.base_url] if source.base_url else []
     side = [output.with_name(output.name + ".manifest.json"), output.with_suffix(".rejects.jsonl")]
-    return Stage(f"source:{name}", python_module("data_generation", SOURCE_COMMANDS[name], *args, *source.args),
-                 inputs=inputs, outputs=[output], clean=[output, *side], optional=True)
+    return Stage(
+        f"source:{name}",
+        python_module("data_generation", SOURCE_COMMANDS[name], *args, *source.args),
+        inputs=inputs,
+        outputs=[output],
+        clean=[output, *side],
+        optional=True,
+    )
 
 
 def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
     merge = plan.config.merge
     dataset = plan.out / "dataset"
     mbpp = str(pick_input(merge.mbpp_path))
-    command = python_module("data_generation", "merge", *map(str, inputs), "--output-dir", str(dataset),
-                            "--mbpp-path", mbpp, "--validation-size", str(merge.validation_size),
-                            "--formats", "json,jsonl", "--overwrite", *merge.args)
+    command = python_module(
+        "data_generation",
+        "merge",
+        *map(str, inputs),
+        "--output-dir",
+        str(dataset),
+        "--mbpp-path",
+        mbpp,
+        "--validation-size",
+        str(merge.validation_size),
+        "--formats",
+        "json,jsonl",
+        "--overwrite",
+        *merge.args,
+    )
     files = [dataset / n for n in ("train.jsonl", "validation.jsonl", "manifest.json")]
-    return Stage("merge", command, inputs=[*inputs, *([Path(mbpp)] if Path(mbpp).exists() else [])],
-                 outputs=files, clean=[dataset])
+    return Stage(
+        "merge",
+        command,
+        inputs=[*inputs, *([Path(mbpp)] if Path(mbpp).exists() else [])],
+        outputs=files,
+        clean=[dataset],
+    )
 
 
 def train_stage(plan: Plan) -> Stage:
@@ -148,9 +180,14 @@ def train_stage(plan: Plan) -> Stage:
     plan.out.mkdir(parents=True, exist_ok=True)
     save_config(make_config(plan.train), config_path)
     command = torchrun(int(plan.config.train.get("nproc", 1)), "main.train", "--config", str(config_path))
-    return Stage("train", command, inputs=[config_path, dataset / "train.jsonl", dataset / "validation.jsonl"],
-                 outputs=[plan.out / "train" / "final"], clean=[plan.out / "train"],
-                 settings={"base_weights": plan.model_identity})
+    return Stage(
+        "train",
+        command,
+        inputs=[config_path, dataset / "train.jsonl", dataset / "validation.jsonl"],
+        outputs=[plan.out / "train" / "final"],
+        clean=[plan.out / "train"],
+        settings={"base_weights": plan.model_identity},
+    )
 
 
 def tuned_model(plan: Plan) -> list[str]:
@@ -190,11 +227,26 @@ def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     samples = eval_folder(plan.out, run, benchmark) / "samples.jsonl"
     model = ["--model", plan.config.model] if run == "base" else tuned_model(plan)
     name = run_names(plan.model_label, plan.config.name, plan.train["mode"])[run]
-    args = ["--benchmark", benchmark, *model, "--run-name", name, "--output", str(samples),
-            "--max-new-tokens", str(ev.max_new_tokens), "--batch-size", str(ev.batch_size),
-            "--num-samples", str(ev.num_samples)]
-    args += ["--greedy"] if ev.num_samples == 1 else ["--temperature", str(ev.temperature), "--top-p", str(ev.top_p),
-                                                      "--top-k", str(ev.top_k)]
+    args = [
+        "--benchmark",
+        benchmark,
+        *model,
+        "--run-name",
+        name,
+        "--output",
+        str(samples),
+        "--max-new-tokens",
+        str(ev.max_new_tokens),
+        "--batch-size",
+        str(ev.batch_size),
+        "--num-samples",
+        str(ev.num_samples),
+    ]
+    args += (
+        ["--greedy"]
+        if ev.num_samples == 1
+        else ["--temperature", str(ev.temperature), "--top-p", str(ev.top_p), "--top-k", str(ev.top_k)]
+    )
     style = next((s for s in ev.prompt_styles if s.startswith(f"{benchmark}-")), None)
     args += ["--prompt-style", style] if style else []
     args += ["--limit", str(ev.limit)] if ev.limit else []
@@ -207,8 +259,15 @@ def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     # Samples do not depend on the batch size, the threads or the process count (main.generate resumes
     # across them), so changing those continues the stage instead of redoing it.
     key = python_module("main.generate", *without([*args, *ev.args], ("--batch-size", "--threads")))
-    return Stage(f"sample:{run}:{benchmark}", torchrun(ev.nproc, "main.generate", *args, *ev.args), key=key,
-                 inputs=inputs, outputs=[samples], clean=[samples, *side], settings={"base_weights": plan.model_identity})
+    return Stage(
+        f"sample:{run}:{benchmark}",
+        torchrun(ev.nproc, "main.generate", *args, *ev.args),
+        key=key,
+        inputs=inputs,
+        outputs=[samples],
+        clean=[samples, *side],
+        settings={"base_weights": plan.model_identity},
+    )
 
 
 def eval_stage(plan: Plan, run: str, benchmark: str) -> Stage:
@@ -216,8 +275,13 @@ def eval_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     folder = eval_folder(plan.out, run, benchmark)
     args = [str(folder / "samples.jsonl"), "--output-dir", str(folder), "--timeout", str(ev.timeout)]
     command = python_module(f"main.eval_{benchmark}", *args, *(["--n-workers", str(ev.workers)] if ev.workers else []))
-    return Stage(f"evaluate:{run}:{benchmark}", command, key=python_module(f"main.eval_{benchmark}", *args),
-                 inputs=[folder / "samples.jsonl"], outputs=[folder / "metrics.json", folder / "results.jsonl"])
+    return Stage(
+        f"evaluate:{run}:{benchmark}",
+        command,
+        key=python_module(f"main.eval_{benchmark}", *args),
+        inputs=[folder / "samples.jsonl"],
+        outputs=[folder / "metrics.json", folder / "results.jsonl"],
+    )
 
 
 # ---------------------------------------------------------------- running
@@ -241,8 +305,13 @@ def run_sources(plan: Plan, runner: Runner, total: int) -> list[Path]:
         plan.results.append(result)
         records = count_records(stage.outputs[0]) if result.status != "failed" else 0
         status = "failed" if result.status == "failed" else "used" if records else "empty"
-        plan.sources[name] = {"status": status, "records": records, "output": str(stage.outputs[0]),
-                              "command": stage.command, **({"error": result.error} if result.error else {})}
+        plan.sources[name] = {
+            "status": status,
+            "records": records,
+            "output": str(stage.outputs[0]),
+            "command": stage.command,
+            **({"error": result.error} if result.error else {}),
+        }
         if status == "failed":
             print(f"source {name} could not be used ({result.error}); going on without it", flush=True)
         elif status == "empty":
@@ -272,8 +341,11 @@ def run(plan: Plan) -> int:
         result = runner.run(stage, i, total)
         plan.results.append(result)
         if result.status == "failed":
-            print(f"error: stage {stage.name} failed: {result.error} (log: {runner.root / 'logs'}); re-run the "
-                  "same command to resume", file=sys.stderr)
+            print(
+                f"error: stage {stage.name} failed: {result.error} (log: {runner.root / 'logs'}); re-run the "
+                "same command to resume",
+                file=sys.stderr,
+            )
             return 1
     from main.flow.report import write_pipeline_report
 
@@ -286,9 +358,14 @@ def print_summary(plan: Plan, report: Path) -> None:
     print(f"\n{report.read_text(encoding='utf-8').split('## Data')[0].rstrip()}\n", flush=True)
     out = plan.out
     print("where everything is:")
-    for what, path in (("report, plots, provenance", out / "report"), ("dataset", out / "dataset"),
-                       ("adapter / model", out / "train" / "final"), ("samples and verdicts", out / "eval"),
-                       ("source outputs", out / "sources"), ("logs", out / "logs")):
+    for what, path in (
+        ("report, plots, provenance", out / "report"),
+        ("dataset", out / "dataset"),
+        ("adapter / model", out / "train" / "final"),
+        ("samples and verdicts", out / "eval"),
+        ("source outputs", out / "sources"),
+        ("logs", out / "logs"),
+    ):
         print(f"  {what:<26} {path}")
 
 

@@ -136,18 +136,29 @@ def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     if runtime.main:
         output.mkdir(parents=True, exist_ok=True)
         save_config(config, output / "config.yaml")
-        write_run_info(output, config, runtime, dataset.stats, accum, steps_per_epoch, total_steps, model_path,
-                       prompt_format.name)
-    metrics = MetricsLog(output / "metrics.jsonl", enabled=runtime.main,
-                         resume_step=start if resume_from is not None else None)
+        write_run_info(
+            output, config, runtime, dataset.stats, accum, steps_per_epoch, total_steps, model_path, prompt_format.name
+        )
+    metrics = MetricsLog(
+        output / "metrics.jsonl", enabled=runtime.main, resume_step=start if resume_from is not None else None
+    )
     summary = fit(config, runtime, engine, dataset, metrics, start, total_steps, steps_per_epoch, accum, dtype)
     if config.save_final:
         save_final(engine, tokenizer, output / "final", config)
         if runtime.main:
-            write_training_info(output / "final", config, model_path, prompt_format.name, dataset.stats,
-                                dataset.fingerprint(), output / "metrics.jsonl")
+            write_training_info(
+                output / "final",
+                config,
+                model_path,
+                prompt_format.name,
+                dataset.stats,
+                dataset.fingerprint(),
+                output / "metrics.jsonl",
+            )
     if runtime.main and config.plot:
-        plot_loss_curve(output / "metrics.jsonl", output / "loss.png", title=f"{config.mode} {Path(str(model_path)).name}")
+        plot_loss_curve(
+            output / "metrics.jsonl", output / "loss.png", title=f"{config.mode} {Path(str(model_path)).name}"
+        )
     barrier(runtime)
     return summary
 
@@ -173,8 +184,15 @@ def load_data(config: TrainConfig, tokenizer: Any, prompt_format: PromptFormat) 
 
 def plan_for(config: TrainConfig, examples: list, epoch: int, *, train: bool = True) -> list[list[int]]:
     size = {"batch_tokens": config.batch_tokens} if config.batch_tokens else {"batch_size": config.micro_batch_size}
-    return data.batches(examples, **size, packing=config.packing, length_grouped=config.length_grouped and train,
-                        max_length=config.max_length, seed=config.seed, epoch=epoch if train else 0)
+    return data.batches(
+        examples,
+        **size,
+        packing=config.packing,
+        length_grouped=config.length_grouped and train,
+        max_length=config.max_length,
+        seed=config.seed,
+        epoch=epoch if train else 0,
+    )
 
 
 def collate(config: TrainConfig, examples: list, dataset: Data, dtype: torch.dtype, device: torch.device) -> dict:
@@ -193,8 +211,15 @@ def rank_share(plan: list[list[int]], first: int, count: int, runtime: Runtime) 
     return [plan[i] if i < len(plan) else None for i in indices]
 
 
-def step_batches(config: TrainConfig, runtime: Runtime, dataset: Data, plan: list[list[int]], first: int,
-                 accum: int, dtype: torch.dtype) -> tuple[list[dict], int]:
+def step_batches(
+    config: TrainConfig,
+    runtime: Runtime,
+    dataset: Data,
+    plan: list[list[int]],
+    first: int,
+    accum: int,
+    dtype: torch.dtype,
+) -> tuple[list[dict], int]:
     """This rank's collated micro-batches for one step, and their real (non-pad) token count.
 
     Past the end of the plan a rank gets a stand-in: a copy of a real micro-batch with every label
@@ -219,8 +244,18 @@ def micro_loss(engine: Engine, batch: dict, denominator: float, world: int) -> t
     return total * (world / denominator), total.detach()
 
 
-def fit(config: TrainConfig, runtime: Runtime, engine: Engine, dataset: Data, metrics: MetricsLog, start: int,
-        total_steps: int, steps_per_epoch: int, accum: int, dtype: torch.dtype) -> dict[str, Any]:
+def fit(
+    config: TrainConfig,
+    runtime: Runtime,
+    engine: Engine,
+    dataset: Data,
+    metrics: MetricsLog,
+    start: int,
+    total_steps: int,
+    steps_per_epoch: int,
+    accum: int,
+    dtype: torch.dtype,
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     per_step = accum * runtime.world
@@ -235,13 +270,16 @@ def fit(config: TrainConfig, runtime: Runtime, engine: Engine, dataset: Data, me
         if epoch != plan_epoch:
             plan, plan_epoch = plan_for(config, dataset.train, epoch), epoch
             if len(plan) > steps_per_epoch * per_step:  # token budgets/packing can vary a plan's length
-                log.warning("epoch %d: %d micro-batches past the step count fixed by epoch 0 are skipped",
-                            epoch, len(plan) - steps_per_epoch * per_step)
+                log.warning(
+                    "epoch %d: %d micro-batches past the step count fixed by epoch 0 are skipped",
+                    epoch,
+                    len(plan) - steps_per_epoch * per_step,
+                )
         started = time.perf_counter()
         batches, real_tokens = step_batches(config, runtime, dataset, plan, offset * per_step, accum, dtype)
         local_targets = sum(int((b["labels"][:, 1:] != data.IGNORE_INDEX).sum()) for b in batches)
         local_cells = sum(b["labels"].numel() for b in batches)
-        targets, = all_sum(runtime, [local_targets])
+        (targets,) = all_sum(runtime, [local_targets])
         loss_sum = torch.zeros((), dtype=torch.float64)
         lr = engine.lr()  # before the step: DeepSpeed advances its scheduler inside the last backward
         for j, batch in enumerate(batches):
@@ -252,9 +290,16 @@ def fit(config: TrainConfig, runtime: Runtime, engine: Engine, dataset: Data, me
         grad_norm = engine.step()
         loss_total, tokens, cells = all_sum(runtime, [float(loss_sum), real_tokens, local_cells])
         elapsed = time.perf_counter() - started
-        row = {"epoch": epoch, "loss": loss_total / max(targets, 1.0), "lr": lr, "grad_norm": grad_norm,
-               "target_tokens": int(targets), "tokens": int(tokens), "tokens_per_s": tokens / elapsed,
-               "useful_token_fraction": targets / max(cells, 1.0)}
+        row = {
+            "epoch": epoch,
+            "loss": loss_total / max(targets, 1.0),
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "target_tokens": int(targets),
+            "tokens": int(tokens),
+            "tokens_per_s": tokens / elapsed,
+            "useful_token_fraction": targets / max(cells, 1.0),
+        }
         done = step + 1
         if done % config.log_every == 0 or done == total_steps:
             metrics.write(done, "train", **row)

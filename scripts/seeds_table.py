@@ -48,8 +48,10 @@ def pass_table(benchmark: str, runs: list[dict[str, Any]]) -> list[str]:
     header = "| Model | Base checkpoint | " + " | ".join(f"pass@{k}" for k in DEFAULT_KS) + " | |"
     lines = [f"### {benchmark}", "", header, "|---|---|" + "---:|" * len(DEFAULT_KS) + "---|"]
     if benchmark == "humaneval":
-        lines += [f"| {m} | {b} | {p1:.2f} | {p10:.2f} | {p100:.2f} | published |"
-                  for m, b, p1, p10, p100 in PUBLISHED_HUMANEVAL]
+        lines += [
+            f"| {m} | {b} | {p1:.2f} | {p10:.2f} | {p100:.2f} | published |"
+            for m, b, p1, p10, p100 in PUBLISHED_HUMANEVAL
+        ]
     else:
         lines.append("| (the seeds publish no MBPP numbers) | | " + " | ".join("–" for _ in DEFAULT_KS) + " | |")
     for metrics in runs:
@@ -71,7 +73,9 @@ def data_table(out_dirs: list[Path]) -> list[str]:
     for name, label in SOURCE_LABELS.items():
         if name in PUBLISHED_DATA or ours[name]:
             seeds, mine = PUBLISHED_DATA.get(name), ours[name]
-            lines.append(f"| {label} | {'–' if seeds is None else f'{seeds:,}'} | {'–' if mine is None else f'{mine:,}'} |")
+            lines.append(
+                f"| {label} | {'–' if seeds is None else f'{seeds:,}'} | {'–' if mine is None else f'{mine:,}'} |"
+            )
     total = sum(v for v in ours.values() if v)
     lines.append(f"| **Total** | **{sum(PUBLISHED_DATA.values()):,}** | **{total:,}** |")
     return lines + [""]

@@ -40,26 +40,47 @@ def make_tiny_tokenizer(corpus: list[str] = CORPUS, vocab_size: int = 320) -> Pr
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>",
-                                      bos_token="<|im_start|>")
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
     wrapped.chat_template = CHAT_TEMPLATE
     return wrapped
 
 
-def make_tiny_llama(folder: Path, *, seed: int = 0, memorize: str | None = None, steps: int = 60,
-                    hidden_size: int = 32, layers: int = 2, context: int = 512) -> Path:
+def make_tiny_llama(
+    folder: Path,
+    *,
+    seed: int = 0,
+    memorize: str | None = None,
+    steps: int = 60,
+    hidden_size: int = 32,
+    layers: int = 2,
+    context: int = 512,
+) -> Path:
     """Save a tiny Llama + tokenizer into `folder` (created) and return it."""
     folder = Path(folder)
     tokenizer = make_tiny_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=context, tie_word_embeddings=False,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = LlamaForCausalLM(config)
     if memorize is not None:
         _memorize(model, tokenizer, memorize, steps)
@@ -75,8 +96,10 @@ def _memorize(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, reply
 
     One padded batch of varied prompts per step, on one thread: for tensors this small, extra
     threads only add synchronisation (10x slower on a busy 2-core machine)."""
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                             tokenize=False) for text in MEMORIZE_PROMPTS]
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
+        for text in MEMORIZE_PROMPTS
+    ]
     prefixes = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     answer = tokenizer(reply + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
     width = max(map(len, prefixes)) + len(answer)

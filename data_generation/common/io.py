@@ -31,6 +31,7 @@ class DataError(Exception):
 
 # ---------------------------------------------------------------- reading
 
+
 def _read_text(path: Path, allow_empty: bool = False) -> str:
     """The file's text; an empty (or all-whitespace) file is an error unless `allow_empty`."""
     if not path.exists():
@@ -136,8 +137,9 @@ def is_hf_disk_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
 
 
-def iter_rows(path: str | os.PathLike, split: str | None = None, *,
-              allow_empty: bool = False) -> Iterator[tuple[str | int, Any]]:
+def iter_rows(
+    path: str | os.PathLike, split: str | None = None, *, allow_empty: bool = False
+) -> Iterator[tuple[str | int, Any]]:
     """Yield (where, raw row) from any supported file; `where` is a line number or 'row N'.
 
     An empty .jsonl/.json file (0 bytes or only whitespace) is an error ("file is empty") unless
@@ -156,8 +158,12 @@ def iter_rows(path: str | os.PathLike, split: str | None = None, *,
     elif not p.exists():
         raise DataError(p, None, "no such file or directory")
     else:
-        raise DataError(p, None, "unknown format: expected .json (Alpaca list), .jsonl, .parquet "
-                        "or a folder written by datasets.save_to_disk")
+        raise DataError(
+            p,
+            None,
+            "unknown format: expected .json (Alpaca list), .jsonl, .parquet "
+            "or a folder written by datasets.save_to_disk",
+        )
 
 
 def read_records(
@@ -173,6 +179,7 @@ def read_records(
 
 
 # ---------------------------------------------------------------- writing
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -226,7 +233,9 @@ def write_parquet(records: Iterable[Record], path: str | os.PathLike) -> int:
 def _arrow_schema():  # built lazily: importing this module must not import pyarrow
     import pyarrow as pa
 
-    return pa.schema([(name, pa.string()) for name in ("instruction", "input", "output", "source", "id", "language", "meta")])
+    return pa.schema(
+        [(name, pa.string()) for name in ("instruction", "input", "output", "source", "id", "language", "meta")]
+    )
 
 
 def write_hf_dataset(splits: dict[str, list[Record]], path: str | os.PathLike) -> None:

@@ -85,8 +85,12 @@ def _recover(path: Path, source: str) -> tuple[list[Record], list[int]]:
             if lineno == len(complete) and not tail:
                 tail = raw  # a damaged last line is a torn write too: cut it
                 break
-            raise DataError(path, lineno, f"damaged record in the middle of a journal ({exc}); "
-                            "it was not written by an interrupted run: fix or move the file") from None
+            raise DataError(
+                path,
+                lineno,
+                f"damaged record in the middle of a journal ({exc}); "
+                "it was not written by an interrupted run: fix or move the file",
+            ) from None
         good_bytes += len(raw) + 1
         ends.append(good_bytes)
     if tail:

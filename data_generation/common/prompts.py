@@ -77,8 +77,9 @@ class ChatFormat:
 
     def __post_init__(self) -> None:
         if not has_chat_template(self.tokenizer):
-            raise ValueError("prompt format 'chat' needs a tokenizer with a chat template; this one has none "
-                             "(use the alpaca format)")
+            raise ValueError(
+                "prompt format 'chat' needs a tokenizer with a chat template; this one has none (use the alpaca format)"
+            )
 
     def render(self, instruction: str, input: str = "") -> str:
         messages = [{"role": "user", "content": user_message(instruction, input)}]

@@ -59,9 +59,13 @@ def dataset_lineage(path: str | Path) -> dict[str, Any]:
     for manifest in (path.with_name(path.name + ".manifest.json"), path.parent / "manifest.json"):
         if manifest.is_file():
             content = json.loads(manifest.read_text(encoding="utf-8"))
-            config_fp = content.get("config_fingerprint") or (fingerprint(content["config"])
-                                                              if "config" in content else None)
-            info["manifest"] = {"path": str(manifest), "sha256": file_sha256(str(manifest)),
-                                "config_fingerprint": config_fp}
+            config_fp = content.get("config_fingerprint") or (
+                fingerprint(content["config"]) if "config" in content else None
+            )
+            info["manifest"] = {
+                "path": str(manifest),
+                "sha256": file_sha256(str(manifest)),
+                "config_fingerprint": config_fp,
+            }
             break
     return info

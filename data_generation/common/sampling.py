@@ -124,7 +124,7 @@ class StopOnText:
 
     def hits(self, rows: Sequence[Sequence[int]]) -> list[bool]:
         """For each row's new tokens: does its text now hold a stop string (or a closed fence)?"""
-        tails = self.tokenizer.batch_decode([list(r[-self.window:]) for r in rows], skip_special_tokens=True)
+        tails = self.tokenizer.batch_decode([list(r[-self.window :]) for r in rows], skip_special_tokens=True)
         found = [any(stop in tail for stop in self.stops) for tail in tails]
         for i, tail in enumerate(tails):
             if not found[i] and self.after_fence and "`" in tail:
@@ -134,7 +134,7 @@ class StopOnText:
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         torch = _torch()
-        new = input_ids[:, self.prompt_len:]
+        new = input_ids[:, self.prompt_len :]
         if not self.done:
             self.done = [False] * new.shape[0]
         open_rows = [i for i, done in enumerate(self.done) if not done]
@@ -153,14 +153,14 @@ def prefill(lm: Any, encoded: Any, which: Any) -> Any:
     ids, mask = encoded["input_ids"][:, :-1], encoded["attention_mask"][:, :-1]
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as `generate` computes them
     # logits_to_keep=1: the prefill's logits are not needed, and over a 49k vocabulary they cost.
-    cache = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-               logits_to_keep=1).cache
+    cache = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1).cache
     cache.batch_select_indices(which)
     return cache
 
 
-def compact_decode(lm: Any, encoded: Any, which: Any, chooser: Any, stopper: StopOnText | None,
-                   max_new: int, eos_ids: Sequence[int]) -> list[list[int]]:
+def compact_decode(
+    lm: Any, encoded: Any, which: Any, chooser: Any, stopper: StopOnText | None, max_new: int, eos_ids: Sequence[int]
+) -> list[list[int]]:
     """Our own decode loop over the shared-prefill cache that drops a row from the batch (and its
     KV cache) as soon as it ends. `generate` keeps finished rows in the batch, padding them, until
     the slowest row ends: with n samples whose lengths vary, most of its compute is padding.
@@ -176,8 +176,9 @@ def compact_decode(lm: Any, encoded: Any, which: Any, chooser: Any, stopper: Sto
     active = list(range(len(which)))
     tokens: list[list[int]] = [[] for _ in active]
     for _ in range(max_new):
-        logits = lm(input_ids=last, attention_mask=mask, position_ids=positions, cache=cache,
-                    use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        logits = lm(
+            input_ids=last, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1, :]
         chosen = chooser.choose(logits, active)
         for row, token in zip(active, chosen.tolist()):
             tokens[row].append(token)

@@ -18,51 +18,87 @@ import tree_sitter as ts
 class LangSpec:
     """How to find functions in one language's syntax tree."""
 
-    module: str                     # the official grammar wheel, e.g. "tree_sitter_python"
-    loader: str                     # its language function ("language", or "language_php")
-    functions: frozenset[str]       # node types that are a function or method
-    classes: frozenset[str] = frozenset()   # enclosing node types whose name goes into meta["class"]
+    module: str  # the official grammar wheel, e.g. "tree_sitter_python"
+    loader: str  # its language function ("language", or "language_php")
+    functions: frozenset[str]  # node types that are a function or method
+    classes: frozenset[str] = frozenset()  # enclosing node types whose name goes into meta["class"]
     wrappers: frozenset[str] = frozenset()  # parents that belong to the function's source
-    name_field: str = "name"        # field holding the name (C/C++ use the declarator chain)
-    leading: frozenset[str] = frozenset()   # non-comment siblings allowed between doc comment and function
+    name_field: str = "name"  # field holding the name (C/C++ use the declarator chain)
+    leading: frozenset[str] = frozenset()  # non-comment siblings allowed between doc comment and function
 
 
 LANGUAGES: dict[str, LangSpec] = {
-    "python": LangSpec("tree_sitter_python", "language", frozenset({"function_definition"}),
-                       frozenset({"class_definition"}), frozenset({"decorated_definition"})),
-    "javascript": LangSpec("tree_sitter_javascript", "language",
-                           frozenset({"function_declaration", "generator_function_declaration",
-                                      "method_definition"}),
-                           frozenset({"class_declaration", "class"}), frozenset({"export_statement"})),
-    "java": LangSpec("tree_sitter_java", "language",
-                     frozenset({"method_declaration", "constructor_declaration"}),
-                     frozenset({"class_declaration", "interface_declaration", "enum_declaration",
-                                "record_declaration"})),
-    "go": LangSpec("tree_sitter_go", "language",
-                   frozenset({"function_declaration", "method_declaration"})),
-    "ruby": LangSpec("tree_sitter_ruby", "language", frozenset({"method", "singleton_method"}),
-                     frozenset({"class", "module"})),
-    "rust": LangSpec("tree_sitter_rust", "language", frozenset({"function_item"}),
-                     frozenset({"impl_item", "trait_item"}), leading=frozenset({"attribute_item"})),
-    "php": LangSpec("tree_sitter_php", "language_php",
-                    frozenset({"function_definition", "method_declaration"}),
-                    frozenset({"class_declaration", "trait_declaration", "interface_declaration"})),
-    "c": LangSpec("tree_sitter_c", "language", frozenset({"function_definition"}),
-                  name_field="declarator"),
-    "cpp": LangSpec("tree_sitter_cpp", "language", frozenset({"function_definition"}),
-                    frozenset({"class_specifier", "struct_specifier"}),
-                    frozenset({"template_declaration"}), name_field="declarator"),
-    "csharp": LangSpec("tree_sitter_c_sharp", "language",
-                       frozenset({"method_declaration", "constructor_declaration",
-                                  "local_function_statement"}),
-                       frozenset({"class_declaration", "struct_declaration", "interface_declaration",
-                                  "record_declaration"})),
+    "python": LangSpec(
+        "tree_sitter_python",
+        "language",
+        frozenset({"function_definition"}),
+        frozenset({"class_definition"}),
+        frozenset({"decorated_definition"}),
+    ),
+    "javascript": LangSpec(
+        "tree_sitter_javascript",
+        "language",
+        frozenset({"function_declaration", "generator_function_declaration", "method_definition"}),
+        frozenset({"class_declaration", "class"}),
+        frozenset({"export_statement"}),
+    ),
+    "java": LangSpec(
+        "tree_sitter_java",
+        "language",
+        frozenset({"method_declaration", "constructor_declaration"}),
+        frozenset({"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}),
+    ),
+    "go": LangSpec("tree_sitter_go", "language", frozenset({"function_declaration", "method_declaration"})),
+    "ruby": LangSpec(
+        "tree_sitter_ruby", "language", frozenset({"method", "singleton_method"}), frozenset({"class", "module"})
+    ),
+    "rust": LangSpec(
+        "tree_sitter_rust",
+        "language",
+        frozenset({"function_item"}),
+        frozenset({"impl_item", "trait_item"}),
+        leading=frozenset({"attribute_item"}),
+    ),
+    "php": LangSpec(
+        "tree_sitter_php",
+        "language_php",
+        frozenset({"function_definition", "method_declaration"}),
+        frozenset({"class_declaration", "trait_declaration", "interface_declaration"}),
+    ),
+    "c": LangSpec("tree_sitter_c", "language", frozenset({"function_definition"}), name_field="declarator"),
+    "cpp": LangSpec(
+        "tree_sitter_cpp",
+        "language",
+        frozenset({"function_definition"}),
+        frozenset({"class_specifier", "struct_specifier"}),
+        frozenset({"template_declaration"}),
+        name_field="declarator",
+    ),
+    "csharp": LangSpec(
+        "tree_sitter_c_sharp",
+        "language",
+        frozenset({"method_declaration", "constructor_declaration", "local_function_statement"}),
+        frozenset({"class_declaration", "struct_declaration", "interface_declaration", "record_declaration"}),
+    ),
 }
 
 EXTENSIONS: dict[str, str] = {
-    ".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".java": "java", ".go": "go", ".rb": "ruby", ".rs": "rust", ".php": "php",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
+    ".py": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".java": "java",
+    ".go": "go",
+    ".rb": "ruby",
+    ".rs": "rust",
+    ".php": "php",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
     ".cs": "csharp",
 }
 
@@ -87,6 +123,5 @@ def declarator_name(node: ts.Node) -> ts.Node | None:
     current: ts.Node | None = node.child_by_field_name("declarator")
     while current is not None and current.type != "function_declarator":
         inner = current.child_by_field_name("declarator")
-        current = inner if inner is not None else (
-            current.named_children[-1] if current.named_children else None)
+        current = inner if inner is not None else (current.named_children[-1] if current.named_children else None)
     return current.child_by_field_name("declarator") if current is not None else None

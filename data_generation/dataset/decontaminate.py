@@ -82,8 +82,16 @@ class Decontaminator:
     indexed: "0 0 0 ...", "1 2 3 ... a b c" and "arr j arr j 1" are not evidence of anything.
     """
 
-    def __init__(self, docs: list[BenchmarkDoc], vocab: Vocab, *, ngram: int = 10, substring_min_words: int = 8,
-                 code_coverage: float = 0.5, min_distinct: int = 4) -> None:
+    def __init__(
+        self,
+        docs: list[BenchmarkDoc],
+        vocab: Vocab,
+        *,
+        ngram: int = 10,
+        substring_min_words: int = 8,
+        code_coverage: float = 0.5,
+        min_distinct: int = 4,
+    ) -> None:
         self.docs, self.ngram, self.code_coverage, self.min_distinct = docs, ngram, code_coverage, min_distinct
         self._statement: dict[int, tuple[int, str]] = {}  # n-gram hash -> (doc, words)
         self._code: dict[int, list[int]] = {}  # n-gram hash -> docs whose solution/tests contain it
@@ -156,10 +164,18 @@ class Decontaminator:
             for doc in self._code.get(h, ()):
                 shared[doc] = shared.get(doc, 0) + 1
         best = max(shared, key=lambda d: (shared[d] / self._code_size[d], -d), default=None)
-        if (best is None or shared[best] < MIN_SHARED_CODE_NGRAMS
-                or shared[best] / self._code_size[best] < self.code_coverage):
+        if (
+            best is None
+            or shared[best] < MIN_SHARED_CODE_NGRAMS
+            or shared[best] / self._code_size[best] < self.code_coverage
+        ):
             return None
         d = self.docs[best]
         cover = shared[best] / self._code_size[best]
-        return Contamination(rec, d.benchmark, d.task_id, "code_ngram",
-                             f"{shared[best]}/{self._code_size[best]} code n-grams ({cover:.0%})")
+        return Contamination(
+            rec,
+            d.benchmark,
+            d.task_id,
+            "code_ngram",
+            f"{shared[best]}/{self._code_size[best]} code n-grams ({cover:.0%})",
+        )

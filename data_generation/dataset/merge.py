@@ -87,11 +87,16 @@ def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[d
             n += 1
             if not isinstance(item, Record):
                 ledger.input_by_source[default_source] += 1
-                ledger.drop(default_source, f"invalid_row:{item.reason}", input=path, where=str(where), detail=str(item))
+                ledger.drop(
+                    default_source, f"invalid_row:{item.reason}", input=path, where=str(where), detail=str(item)
+                )
                 continue
             ledger.input_by_source[item.source] += 1
-            rec = item.replace(instruction=normalise_whitespace(item.instruction),
-                               input=normalise_whitespace(item.input), output=normalise_whitespace(item.output))
+            rec = item.replace(
+                instruction=normalise_whitespace(item.instruction),
+                input=normalise_whitespace(item.input),
+                output=normalise_whitespace(item.output),
+            )
             if not rec.instruction or not rec.output:
                 ledger.drop(rec.source, "empty_after_normalise", id=item.id, input=path, where=str(where))
                 continue
@@ -106,11 +111,19 @@ def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[d
                 why = f"; its {source} run {manifest['status']}"
                 why += f": {manifest['stop_reason']}" if manifest.get("stop_reason") else ""
             log.warning("%s: empty input (0 records%s); the merge goes on without it", path, why)
-        inputs.append({"path": path, "rows": n, "empty": n == 0,
-                       "sha256": file_sha256(path) if Path(path).is_file() else None, "upstream_manifest": manifest})
+        inputs.append(
+            {
+                "path": path,
+                "rows": n,
+                "empty": n == 0,
+                "sha256": file_sha256(path) if Path(path).is_file() else None,
+                "upstream_manifest": manifest,
+            }
+        )
     if inputs and all(entry["empty"] for entry in inputs):
-        raise DataError(", ".join(cfg.inputs), None,
-                        f"all {len(inputs)} inputs are empty (0 records each): nothing to merge")
+        raise DataError(
+            ", ".join(cfg.inputs), None, f"all {len(inputs)} inputs are empty (0 records each): nothing to merge"
+        )
     return records, inputs
 
 
@@ -120,7 +133,9 @@ def _exact_dedup(records: list[Record], ledger: Ledger) -> list[Record]:
     for rec in records:
         key = dedup_key(rec.instruction, rec.input, rec.output)
         if key in first:
-            ledger.drop(rec.source, "exact_duplicate", id=rec.id, duplicate_of=first[key], instruction=rec.instruction[:200])
+            ledger.drop(
+                rec.source, "exact_duplicate", id=rec.id, duplicate_of=first[key], instruction=rec.instruction[:200]
+            )
             continue
         first[key] = rec.id
         kept.append(rec)
@@ -138,31 +153,47 @@ def _text(rec: Record) -> str:
 
 def _near_dedup(cfg: MergeConfig, records: list[Record], encoded: list[np.ndarray], ledger: Ledger) -> list[int]:
     ids, offsets = _concat(encoded)
-    dups = find_near_duplicates(ids, offsets, threshold=cfg.near_dup_threshold, num_perm=cfg.num_perm,
-                                shingle=cfg.shingle, seed=cfg.seed)
+    dups = find_near_duplicates(
+        ids, offsets, threshold=cfg.near_dup_threshold, num_perm=cfg.num_perm, shingle=cfg.shingle, seed=cfg.seed
+    )
     dropped = set()
     for d in dups:
         rec = records[d.index]
-        ledger.drop(rec.source, "near_duplicate", id=rec.id, duplicate_of=records[d.kept_index].id,
-                    jaccard=round(d.jaccard, 4), instruction=rec.instruction[:200])
+        ledger.drop(
+            rec.source,
+            "near_duplicate",
+            id=rec.id,
+            duplicate_of=records[d.kept_index].id,
+            jaccard=round(d.jaccard, 4),
+            instruction=rec.instruction[:200],
+        )
         dropped.add(d.index)
     return [i for i in range(len(records)) if i not in dropped]
 
 
-def _decontaminate(cfg: MergeConfig, vocab: Vocab, records: list[Record], encoded: list[np.ndarray],
-                   keep: list[int], ledger: Ledger) -> list[int]:
+def _decontaminate(
+    cfg: MergeConfig, vocab: Vocab, records: list[Record], encoded: list[np.ndarray], keep: list[int], ledger: Ledger
+) -> list[int]:
     if not cfg.decontaminate:
         return keep
     docs = load_benchmark_docs(cfg.decontaminate, cfg.mbpp_path)
-    checker = Decontaminator(docs, vocab, ngram=cfg.ngram, substring_min_words=cfg.substring_min_words,
-                             code_coverage=cfg.code_coverage)
+    checker = Decontaminator(
+        docs, vocab, ngram=cfg.ngram, substring_min_words=cfg.substring_min_words, code_coverage=cfg.code_coverage
+    )
     ids, offsets = _concat([encoded[i] for i in keep])
     hits = checker.find(ids, offsets, [_text(records[i]) for i in keep])
     dropped = set()
     for hit in hits:
         rec = records[keep[hit.index]]
-        ledger.drop(rec.source, f"contaminated:{hit.benchmark}", id=rec.id, task_id=hit.task_id,
-                    method=hit.method, evidence=hit.evidence, instruction=rec.instruction[:200])
+        ledger.drop(
+            rec.source,
+            f"contaminated:{hit.benchmark}",
+            id=rec.id,
+            task_id=hit.task_id,
+            method=hit.method,
+            evidence=hit.evidence,
+            instruction=rec.instruction[:200],
+        )
         dropped.add(keep[hit.index])
     return [i for i in keep if i not in dropped]
 
@@ -193,8 +224,9 @@ def _write_outputs(cfg: MergeConfig, splits: dict[str, list[Record]], folder: Pa
         write_hf_dataset(splits, folder / "hf")
 
 
-def build_manifest(cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Record]], inputs: list[dict],
-                   timings: dict[str, float]) -> dict:
+def build_manifest(
+    cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Record]], inputs: list[dict], timings: dict[str, float]
+) -> dict:
     kept_by_source = Counter(r.source for recs in splits.values() for r in recs)
     dropped_total = Counter()
     for reasons in ledger.dropped.values():
@@ -206,10 +238,20 @@ def build_manifest(cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Reco
     config = json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("output_dir", "overwrite")}))
     sources = sorted(set(ledger.input_by_source) | set(ledger.dropped))
     return {
-        "counts": {"input": n_in, "kept": n_kept, "dropped": dict(sorted(dropped_total.items())),
-                   "splits": {name: len(recs) for name, recs in splits.items()}},
-        "per_source": {s: {"input": ledger.input_by_source[s], "kept": kept_by_source[s],
-                           "dropped": dict(sorted(ledger.dropped[s].items()))} for s in sources},
+        "counts": {
+            "input": n_in,
+            "kept": n_kept,
+            "dropped": dict(sorted(dropped_total.items())),
+            "splits": {name: len(recs) for name, recs in splits.items()},
+        },
+        "per_source": {
+            s: {
+                "input": ledger.input_by_source[s],
+                "kept": kept_by_source[s],
+                "dropped": dict(sorted(ledger.dropped[s].items())),
+            }
+            for s in sources
+        },
         "per_language": dict(Counter(r.language for recs in splits.values() for r in recs).most_common()),
         "contaminated_tasks": _contaminated_tasks(ledger.drops),
         "inputs": inputs,
@@ -217,7 +259,8 @@ def build_manifest(cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Reco
         "config_fingerprint": fingerprint(config),
         "versions": package_versions(),
         "benchmarks": benchmark_versions(cfg.mbpp_path if "mbpp" in cfg.decontaminate else None)
-        if cfg.decontaminate else {},
+        if cfg.decontaminate
+        else {},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -285,13 +328,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--near-dup-threshold", type=float, default=d.near_dup_threshold, help="Jaccard on word shingles")
     p.add_argument("--num-perm", type=int, default=d.num_perm, help="MinHash permutations")
     p.add_argument("--shingle", type=int, default=d.shingle, help="words per shingle")
-    p.add_argument("--decontaminate", default=",".join(d.decontaminate),
-                   help="comma list of benchmarks to remove overlap with (humaneval,mbpp); empty to skip")
+    p.add_argument(
+        "--decontaminate",
+        default=",".join(d.decontaminate),
+        help="comma list of benchmarks to remove overlap with (humaneval,mbpp); empty to skip",
+    )
     p.add_argument("--ngram", type=int, default=d.ngram, help="words per contamination n-gram")
-    p.add_argument("--substring-min-words", type=int, default=d.substring_min_words,
-                   help="shortest benchmark statement (in words) searched for as a substring")
-    p.add_argument("--code-coverage", type=float, default=d.code_coverage,
-                   help="fraction of a problem's solution/test n-grams a record must share to count")
+    p.add_argument(
+        "--substring-min-words",
+        type=int,
+        default=d.substring_min_words,
+        help="shortest benchmark statement (in words) searched for as a substring",
+    )
+    p.add_argument(
+        "--code-coverage",
+        type=float,
+        default=d.code_coverage,
+        help="fraction of a problem's solution/test n-grams a record must share to count",
+    )
     p.add_argument("--mbpp-path", default=d.mbpp_path, help="local mbpp.jsonl or hub id")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--validation-size", type=float, default=d.validation_size, help="fraction (<1) or count")
@@ -301,17 +355,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = MergeConfig(
-        inputs=args.inputs, output_dir=args.output_dir, near_dup=args.near_dup,
-        near_dup_threshold=args.near_dup_threshold, num_perm=args.num_perm, shingle=args.shingle,
-        decontaminate=tuple(x for x in args.decontaminate.split(",") if x), ngram=args.ngram,
-        substring_min_words=args.substring_min_words, code_coverage=args.code_coverage, mbpp_path=args.mbpp_path, seed=args.seed,
-        validation_size=args.validation_size, formats=tuple(x for x in args.formats.split(",") if x),
-        overwrite=args.overwrite)
+        inputs=args.inputs,
+        output_dir=args.output_dir,
+        near_dup=args.near_dup,
+        near_dup_threshold=args.near_dup_threshold,
+        num_perm=args.num_perm,
+        shingle=args.shingle,
+        decontaminate=tuple(x for x in args.decontaminate.split(",") if x),
+        ngram=args.ngram,
+        substring_min_words=args.substring_min_words,
+        code_coverage=args.code_coverage,
+        mbpp_path=args.mbpp_path,
+        seed=args.seed,
+        validation_size=args.validation_size,
+        formats=tuple(x for x in args.formats.split(",") if x),
+        overwrite=args.overwrite,
+    )
     try:
         manifest = merge(cfg)
     except (FileExistsError, ValueError) as err:
         raise DataError(cfg.output_dir, None, str(err)) from None
     c = manifest["counts"]
-    log.info("merged %d rows -> kept %d (%s); dropped %s; wrote %s", c["input"], c["kept"], c["splits"],
-             c["dropped"] or "none", cfg.output_dir)
+    log.info(
+        "merged %d rows -> kept %d (%s); dropped %s; wrote %s",
+        c["input"],
+        c["kept"],
+        c["splits"],
+        c["dropped"] or "none",
+        cfg.output_dir,
+    )
     return 0

@@ -84,8 +84,13 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def find_near_duplicates(
-    ids: np.ndarray, offsets: np.ndarray, *, threshold: float = 0.85, num_perm: int = 128,
-    shingle: int = 5, seed: int = 0,
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    threshold: float = 0.85,
+    num_perm: int = 128,
+    shingle: int = 5,
+    seed: int = 0,
 ) -> list[NearDuplicate]:
     """Documents (in order) whose exact shingle Jaccard with an earlier *kept* document is >= threshold."""
     sets = shingle_sets(ids, offsets, shingle)
@@ -109,8 +114,9 @@ def find_near_duplicates(
     return dups
 
 
-def _best_match(d: int, doc_keys: list[int], buckets: list[dict[int, list[int]]], sets: list[np.ndarray],
-                threshold: float) -> tuple[int, float] | None:
+def _best_match(
+    d: int, doc_keys: list[int], buckets: list[dict[int, list[int]]], sets: list[np.ndarray], threshold: float
+) -> tuple[int, float] | None:
     seen: set[int] = set()
     best: tuple[int, float] | None = None
     for band, key in enumerate(doc_keys):

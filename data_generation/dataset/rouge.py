@@ -49,6 +49,7 @@ _MAX_TABLE = 1 << 20
 
 # ---------------------------------------------------------------- rouge_score, exactly
 
+
 def tokenize(text: str) -> list[str]:
     """rouge_score's tokenizer (no stemmer): lowercase, non-[a-z0-9] runs -> space, split."""
     # After the substitution only [a-z0-9 ] remain, so str.split equals rouge_score's split on \s+
@@ -88,8 +89,9 @@ def fmeasure_array(lcs: np.ndarray, target_len: np.ndarray | int, prediction_len
     return np.where(lcs > 0, f, 0.0)
 
 
-def _score_row(lcs: np.ndarray, target_len: int, length_rank: np.ndarray, lengths: np.ndarray,
-               tables: dict[int, np.ndarray]) -> np.ndarray:
+def _score_row(
+    lcs: np.ndarray, target_len: int, length_rank: np.ndarray, lengths: np.ndarray, tables: dict[int, np.ndarray]
+) -> np.ndarray:
     """F of one candidate against many: `fmeasure_array`, through a lookup table when that is small.
 
     For a fixed candidate length F depends only on (lcs, prediction length), so a table over the
@@ -105,6 +107,7 @@ def _score_row(lcs: np.ndarray, target_len: int, length_rank: np.ndarray, length
 
 
 # ---------------------------------------------------------------- the filter
+
 
 @dataclass(frozen=True)
 class Decision:

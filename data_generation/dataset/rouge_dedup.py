@@ -98,9 +98,14 @@ def near_dedup(cfg: NearDedupConfig) -> dict:
         else:
             v = by_row[index]
             match = valid[v.match] if v.match is not None else None
-            line.update(id=item.id, kept=v.kept, reason="kept" if v.kept else "near_duplicate",
-                        max_score=v.score, most_similar_index=match,
-                        most_similar_id=rows[match][1].id if match is not None else None)
+            line.update(
+                id=item.id,
+                kept=v.kept,
+                reason="kept" if v.kept else "near_duplicate",
+                max_score=v.score,
+                most_similar_index=match,
+                most_similar_id=rows[match][1].id if match is not None else None,
+            )
         counts[line["reason"]] += 1
         lines.append(line)
     write_records((rows[i][1] for i in valid if by_row[i].kept), cfg.output)
@@ -113,20 +118,30 @@ def near_dedup(cfg: NearDedupConfig) -> dict:
 
 
 def _manifest(cfg: NearDedupConfig, counts: Counter, read: int, timings: dict[str, float]) -> dict:
-    config = {**asdict(cfg), "tokenizer": "rouge_score default (lowercase, [a-z0-9]+ tokens, no stemmer)",
-              "keep_if": "score <= threshold against every earlier kept row"}
+    config = {
+        **asdict(cfg),
+        "tokenizer": "rouge_score default (lowercase, [a-z0-9]+ tokens, no stemmer)",
+        "keep_if": "score <= threshold against every earlier kept row",
+    }
     path = Path(cfg.input)
     return {
-        "command": "near-dedup", "config": config, "fingerprint": fingerprint(config),
+        "command": "near-dedup",
+        "config": config,
+        "fingerprint": fingerprint(config),
         "input": {"path": cfg.input, "sha256": None if is_hf_disk_dir(path) else file_sha256(cfg.input)},
-        "counts": {"read": read, "kept": counts["kept"], "near_duplicate": counts["near_duplicate"],
-                   "invalid": {k: v for k, v in sorted(counts.items()) if k.startswith("invalid_row:")}},
+        "counts": {
+            "read": read,
+            "kept": counts["kept"],
+            "near_duplicate": counts["near_duplicate"],
+            "invalid": {k: v for k, v in sorted(counts.items()) if k.startswith("invalid_row:")},
+        },
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "versions": package_versions(),
     }
 
 
 # ---------------------------------------------------------------- command line
+
 
 def _threshold(text: str) -> float:
     value = float(text)
@@ -146,18 +161,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="dataset file: .json (Alpaca list), .jsonl, .parquet or a save_to_disk folder")
     p.add_argument("output", type=_output, help="kept rows: .jsonl (full records), .json (Alpaca) or .parquet")
     p.add_argument("--method", choices=sorted(METHODS), default=d.method, help="similarity measure")
-    p.add_argument("--threshold", type=_threshold, default=d.threshold,
-                   help="drop a row scoring above this against an earlier kept row (default %(default)s)")
-    p.add_argument("--field", choices=sorted(FIELDS), default=d.field,
-                   help="text compared (default %(default)s; instruction+input joins them with a newline)")
+    p.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=d.threshold,
+        help="drop a row scoring above this against an earlier kept row (default %(default)s)",
+    )
+    p.add_argument(
+        "--field",
+        choices=sorted(FIELDS),
+        default=d.field,
+        help="text compared (default %(default)s; instruction+input joins them with a newline)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = NearDedupConfig(input=args.input, output=args.output, method=args.method, threshold=args.threshold,
-                          field=args.field)
+    cfg = NearDedupConfig(
+        input=args.input, output=args.output, method=args.method, threshold=args.threshold, field=args.field
+    )
     m = near_dedup(cfg)
     c = m["counts"]
-    log.info("near-dedup (%s, drop above %s, field %s): read %d, kept %d, near duplicates %d, invalid %s; wrote %s",
-             cfg.method, cfg.threshold, cfg.field, c["read"], c["kept"], c["near_duplicate"],
-             c["invalid"] or "none", cfg.output)
+    log.info(
+        "near-dedup (%s, drop above %s, field %s): read %d, kept %d, near duplicates %d, invalid %s; wrote %s",
+        cfg.method,
+        cfg.threshold,
+        cfg.field,
+        c["read"],
+        c["kept"],
+        c["near_duplicate"],
+        c["invalid"] or "none",
+        cfg.output,
+    )
     return 0

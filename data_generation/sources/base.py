@@ -32,15 +32,26 @@ class SourceStats:
             self.examples.append({"reason": reason, "where": str(where), "detail": detail})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "emitted": self.emitted, "rejected": dict(sorted(self.rejected.items())),
-                "reject_examples": self.examples}
+        return {
+            "read": self.read,
+            "emitted": self.emitted,
+            "rejected": dict(sorted(self.rejected.items())),
+            "reject_examples": self.examples,
+        }
 
 
 def log_step(log: logging.Logger, source: str, step: int, kept: int, rejected: Counter, progress: str) -> None:
     """One INFO line per finished step of an LLM-driven source: kept, rejected by reason, progress."""
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
-    log.info("%s step %d: kept %d, rejected %d%s; %s", source, step, kept, sum(rejected.values()),
-             f" ({reasons})" if reasons else "", progress)
+    log.info(
+        "%s step %d: kept %d, rejected %d%s; %s",
+        source,
+        step,
+        kept,
+        sum(rejected.values()),
+        f" ({reasons})" if reasons else "",
+        progress,
+    )
 
 
 class Source(Protocol):
@@ -80,7 +91,11 @@ def _iter_hub_rows(spec: str, *, split: str, revision: str | None) -> Iterator[t
     try:
         ds = datasets.load_dataset(spec, split=split, revision=revision, streaming=True)
     except Exception as exc:  # hub/network/schema errors come in many types
-        raise DataError(spec, None, f"could not load from the Hugging Face hub or folder: {exc}. "
-                        "Offline? Download the dataset files and pass a local path.") from None
+        raise DataError(
+            spec,
+            None,
+            f"could not load from the Hugging Face hub or folder: {exc}. "
+            "Offline? Download the dataset files and pass a local path.",
+        ) from None
     for n, row in enumerate(ds, start=1):
         yield f"row {n}", row

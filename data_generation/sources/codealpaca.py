@@ -46,8 +46,10 @@ class CodeAlpacaSource:
                 continue
             meta = {"origin": self.input, "row": str(where)}
             if rec.language == "unknown":
-                rec = rec.replace(language=guess_language(rec.instruction, rec.input, rec.output),
-                                  meta={**rec.meta, **meta, "language_guessed": True})
+                rec = rec.replace(
+                    language=guess_language(rec.instruction, rec.input, rec.output),
+                    meta={**rec.meta, **meta, "language_guessed": True},
+                )
             else:
                 rec = rec.replace(meta={**rec.meta, **meta})
             stats.emitted += 1

@@ -66,6 +66,7 @@ DIFFICULTIES: dict[int, str] = {
 
 # ---------------------------------------------------------------- templates
 
+
 def load_templates(path: str | Path = TEMPLATES_PATH) -> list[str]:
     """Read the instruction templates; a template that could mislabel or crash stops the run."""
     path = Path(path)
@@ -97,8 +98,9 @@ def _check_template(path: Path, lineno: int, template: str) -> None:
     except ValueError as exc:  # stray "{" or "}"
         raise DataError(path, lineno, f"bad template: {exc}") from None
     if fields != {"language", "description"}:
-        raise DataError(path, lineno, f"template placeholders are {sorted(fields)}; "
-                        "need exactly {language} and {description}")
+        raise DataError(
+            path, lineno, f"template placeholders are {sorted(fields)}; need exactly {{language}} and {{description}}"
+        )
     named = [lang.display for lang in LANGUAGES.values() if lang.display.split()[0].lower() in template.lower()]
     if named:
         raise DataError(path, lineno, f"template names a language itself ({named[0]}); use {{language}}")
@@ -111,6 +113,7 @@ def template_index(problem_name: str, language_key: str, count: int) -> int:
 
 
 # ---------------------------------------------------------------- problems
+
 
 @dataclass(frozen=True)
 class Solution:
@@ -135,8 +138,10 @@ def parse_problem(row: Any) -> Problem:
     if not isinstance(row, Mapping):
         raise RowError("not_an_object", f"row is {type(row).__name__}")
     name, description = _text(row, "name", required=True), _text(row, "description", required=True)
-    tests = [(_as_text(i, "public_tests"), _as_text(o, "public_tests"))
-             for i, o in _pairs(row, "public_tests", ("input", "output"))]
+    tests = [
+        (_as_text(i, "public_tests"), _as_text(o, "public_tests"))
+        for i, o in _pairs(row, "public_tests", ("input", "output"))
+    ]
     source, difficulty = _int(row, "source"), _int(row, "difficulty")
     meta = {
         "problem": name,
@@ -148,10 +153,19 @@ def parse_problem(row: Any) -> Problem:
         "memory_limit_bytes": _int(row, "memory_limit_bytes") or None,  # 0 means "not given"
         "public_tests": {"input": [t[0] for t in tests], "output": [t[1] for t in tests]},
     }
-    solutions = tuple(Solution(i, _as_int(lang, "solutions"), _as_text(text, "solutions"))
-                      for i, (lang, text) in enumerate(_pairs(row, "solutions", ("language", "solution"))))
-    return Problem(name, description.strip(), meta, tuple(tests), solutions,
-                   _text(row, "input_file", required=False), _text(row, "output_file", required=False))
+    solutions = tuple(
+        Solution(i, _as_int(lang, "solutions"), _as_text(text, "solutions"))
+        for i, (lang, text) in enumerate(_pairs(row, "solutions", ("language", "solution")))
+    )
+    return Problem(
+        name,
+        description.strip(),
+        meta,
+        tuple(tests),
+        solutions,
+        _text(row, "input_file", required=False),
+        _text(row, "output_file", required=False),
+    )
 
 
 def _text(row: Mapping[str, Any], key: str, *, required: bool) -> str:
@@ -217,6 +231,7 @@ def _pairs(row: Mapping[str, Any], key: str, fields: tuple[str, str]) -> list[tu
 
 # ---------------------------------------------------------------- records
 
+
 def select_solutions(solutions: Sequence[Solution], languages: Sequence[str], mode: str, k: int) -> list[Solution]:
     """Per language, in the order asked for: drop empty and repeated texts, then pick by mode.
 
@@ -251,8 +266,10 @@ def format_tests(tests: Sequence[tuple[str, str]]) -> str:
 def _io_note(problem: Problem) -> str:
     # A few problems read and write named files instead of stdin/stdout, and their solutions do so;
     # an instruction that did not say so would not match its answer.
-    parts = [f"read the input from the file {problem.input_file}" if problem.input_file else "",
-             f"write the output to the file {problem.output_file}" if problem.output_file else ""]
+    parts = [
+        f"read the input from the file {problem.input_file}" if problem.input_file else "",
+        f"write the output to the file {problem.output_file}" if problem.output_file else "",
+    ]
     parts = [p for p in parts if p]
     return f"\n\nYour program must {' and '.join(parts)}." if parts else ""
 
@@ -261,8 +278,9 @@ def _language_list(value: str) -> list[str]:
     keys = list(dict.fromkeys(k.strip().lower() for k in value.split(",") if k.strip()))
     unknown = [k for k in keys if k not in LANGUAGE_IDS]
     if unknown or not keys:
-        raise argparse.ArgumentTypeError(f"unknown language {unknown[0] if unknown else value!r}; "
-                                         f"choose from {', '.join(LANGUAGE_IDS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown language {unknown[0] if unknown else value!r}; choose from {', '.join(LANGUAGE_IDS)}"
+        )
     return keys
 
 
@@ -276,10 +294,17 @@ def _positive_int(value: str) -> int:
 class CodeContestsSource:
     name: ClassVar[str] = "codecontests"
 
-    def __init__(self, input: str = HUB_ID, split: str = "train", revision: str | None = None,
-                 solutions: str = "first", max_per_language: int = 1,
-                 languages: Sequence[str] = DEFAULT_LANGUAGES, show_tests: bool = False,
-                 templates: str | Path = TEMPLATES_PATH) -> None:
+    def __init__(
+        self,
+        input: str = HUB_ID,
+        split: str = "train",
+        revision: str | None = None,
+        solutions: str = "first",
+        max_per_language: int = 1,
+        languages: Sequence[str] = DEFAULT_LANGUAGES,
+        show_tests: bool = False,
+        templates: str | Path = TEMPLATES_PATH,
+    ) -> None:
         if solutions not in SOLUTION_MODES:
             raise ValueError(f"solutions must be one of {SOLUTION_MODES}, not {solutions!r}")
         if max_per_language < 1:
@@ -300,28 +325,55 @@ class CodeContestsSource:
         parser.add_argument("--input", default=HUB_ID, help=f"local file/folder or hub id (default {HUB_ID})")
         parser.add_argument("--split", default="train", help="hub split: train, valid or test (default train)")
         parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
-        parser.add_argument("--solutions", choices=SOLUTION_MODES, default="first",
-                            help="which correct solutions become records: the first K per language, "
-                                 "the K shortest, or all distinct ones (default first)")
-        parser.add_argument("--max-per-language", type=_positive_int, default=1, metavar="K",
-                            help="K for --solutions first/shortest; ignored by all (default 1)")
-        parser.add_argument("--languages", type=_language_list, default=list(DEFAULT_LANGUAGES),
-                            help=f"comma-separated, from {','.join(LANGUAGE_IDS)} "
-                                 f"(default {','.join(DEFAULT_LANGUAGES)})")
-        parser.add_argument("--show-tests", action="store_true",
-                            help="put the public example tests into each record's input (default: empty input)")
+        parser.add_argument(
+            "--solutions",
+            choices=SOLUTION_MODES,
+            default="first",
+            help="which correct solutions become records: the first K per language, "
+            "the K shortest, or all distinct ones (default first)",
+        )
+        parser.add_argument(
+            "--max-per-language",
+            type=_positive_int,
+            default=1,
+            metavar="K",
+            help="K for --solutions first/shortest; ignored by all (default 1)",
+        )
+        parser.add_argument(
+            "--languages",
+            type=_language_list,
+            default=list(DEFAULT_LANGUAGES),
+            help=f"comma-separated, from {','.join(LANGUAGE_IDS)} (default {','.join(DEFAULT_LANGUAGES)})",
+        )
+        parser.add_argument(
+            "--show-tests",
+            action="store_true",
+            help="put the public example tests into each record's input (default: empty input)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "CodeContestsSource":
-        return cls(input=args.input, split=args.split, revision=args.revision, solutions=args.solutions,
-                   max_per_language=args.max_per_language, languages=args.languages,
-                   show_tests=args.show_tests)
+        return cls(
+            input=args.input,
+            split=args.split,
+            revision=args.revision,
+            solutions=args.solutions,
+            max_per_language=args.max_per_language,
+            languages=args.languages,
+            show_tests=args.show_tests,
+        )
 
     def config(self) -> dict[str, Any]:
-        return {"input": self.input, "split": self.split, "revision": self.revision,
-                "solutions": self.solutions, "max_per_language": self.max_per_language,
-                "languages": self.languages, "show_tests": self.show_tests,
-                "templates_sha256": hashlib.sha256(self.templates_path.read_bytes()).hexdigest()}
+        return {
+            "input": self.input,
+            "split": self.split,
+            "revision": self.revision,
+            "solutions": self.solutions,
+            "max_per_language": self.max_per_language,
+            "languages": self.languages,
+            "show_tests": self.show_tests,
+            "templates_sha256": hashlib.sha256(self.templates_path.read_bytes()).hexdigest(),
+        }
 
     def records(self, stats: SourceStats) -> Iterator[Record]:
         used = 0
@@ -331,8 +383,10 @@ class CodeContestsSource:
                 problem = parse_problem(row)
                 chosen = select_solutions(problem.solutions, self.languages, self.solutions, self.max_per_language)
                 if not chosen:
-                    raise RowError("no_solutions_in_languages",
-                                   f"{problem.name}: no non-empty solution in {','.join(self.languages)}")
+                    raise RowError(
+                        "no_solutions_in_languages",
+                        f"{problem.name}: no non-empty solution in {','.join(self.languages)}",
+                    )
             except RowError as err:
                 stats.reject(err.reason, where, str(err))
                 continue
@@ -347,8 +401,20 @@ class CodeContestsSource:
         template_id = template_index(problem.name, lang.key, len(self.templates))
         instruction = self.templates[template_id].format(language=lang.display, description=problem.description)
         # Deep copy: records of one problem must not share the mutable lists inside meta.
-        meta = {**copy.deepcopy(problem.meta), "language_id": sol.language_id, "solution_index": sol.index,
-                "template_id": template_id + 1, "origin": self.input, "split": self.split, "row": str(where)}
-        return Record(instruction=instruction + _io_note(problem),
-                      input=format_tests(problem.tests) if self.show_tests else "",
-                      output=sol.text.strip(), source=self.name, language=lang.record_language, meta=meta)
+        meta = {
+            **copy.deepcopy(problem.meta),
+            "language_id": sol.language_id,
+            "solution_index": sol.index,
+            "template_id": template_id + 1,
+            "origin": self.input,
+            "split": self.split,
+            "row": str(where),
+        }
+        return Record(
+            instruction=instruction + _io_note(problem),
+            input=format_tests(problem.tests) if self.show_tests else "",
+            output=sol.text.strip(),
+            source=self.name,
+            language=lang.record_language,
+            meta=meta,
+        )

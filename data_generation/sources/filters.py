@@ -13,10 +13,32 @@ import string
 from dataclasses import dataclass, field
 
 DEFAULT_BLACKLIST = (
-    "draw a picture", "draw me", "sketch", "photograph", "take a photo", "take a picture", "video", "audio",
-    "music", "song", "sing", "listen to", "flowchart", "diagram", "go to", "visit the website", "browse",
-    "click on", "screenshot", "record a", "call me", "email me", "current weather", "today's date",
-    "latest news", "stock price today",
+    "draw a picture",
+    "draw me",
+    "sketch",
+    "photograph",
+    "take a photo",
+    "take a picture",
+    "video",
+    "audio",
+    "music",
+    "song",
+    "sing",
+    "listen to",
+    "flowchart",
+    "diagram",
+    "go to",
+    "visit the website",
+    "browse",
+    "click on",
+    "screenshot",
+    "record a",
+    "call me",
+    "email me",
+    "current weather",
+    "today's date",
+    "latest news",
+    "stock price today",
 )
 DEFAULT_BOILERPLATE = ("write a program",)
 
@@ -35,8 +57,9 @@ class FilterConfig:
         object.__setattr__(self, "_pattern", re.compile(rf"\b({words})\b", re.I) if words else re.compile(r"(?!)"))
 
 
-def instruction_reason(instruction: str, input: str = "", output: str = "",
-                       config: FilterConfig = FilterConfig()) -> str | None:
+def instruction_reason(
+    instruction: str, input: str = "", output: str = "", config: FilterConfig = FilterConfig()
+) -> str | None:
     """Why this task should be dropped, or None to keep it."""
     text = instruction.strip()
     n_words = len(text.split())

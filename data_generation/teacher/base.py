@@ -62,15 +62,28 @@ class Request:
         return "chat" if self.messages is not None else "completions"
 
     @classmethod
-    def chat(cls, user: str, *, system: str | None = None, decoding: Decoding = Decoding(),
-             tag: str = "", reply_prefix: str = "") -> "Request":
+    def chat(
+        cls,
+        user: str,
+        *,
+        system: str | None = None,
+        decoding: Decoding = Decoding(),
+        tag: str = "",
+        reply_prefix: str = "",
+    ) -> "Request":
         msgs = ((("system", system),) if system else ()) + (("user", user),)
         return cls(messages=msgs, decoding=decoding, tag=tag, reply_prefix=reply_prefix)
 
     def cache_key(self, model: str) -> str:
         """Content address: model + API + prompt + every decoding setting + tag (never the API key)."""
-        payload = {"model": model, "api": self.api, "messages": self.messages, "prompt": self.prompt,
-                   "decoding": asdict(self.decoding), "tag": self.tag}
+        payload = {
+            "model": model,
+            "api": self.api,
+            "messages": self.messages,
+            "prompt": self.prompt,
+            "decoding": asdict(self.decoding),
+            "tag": self.tag,
+        }
         if self.reply_prefix:  # only when set, so the keys of requests without one stay as they were
             payload["reply_prefix"] = self.reply_prefix
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -93,14 +106,24 @@ class Completion:
     usage_from_server: bool = False  # token counts reported by the server (else counted with tiktoken)
 
     def to_json(self) -> dict[str, Any]:
-        return {"choices": [asdict(c) for c in self.choices], "model": self.model,
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "usage_from_server": self.usage_from_server}
+        return {
+            "choices": [asdict(c) for c in self.choices],
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "usage_from_server": self.usage_from_server,
+        }
 
     @classmethod
     def from_json(cls, row: dict[str, Any], *, cached: bool = False) -> "Completion":
-        return cls(tuple(Choice(**c) for c in row["choices"]), row["model"], int(row["prompt_tokens"]),
-                   int(row["completion_tokens"]), cached, bool(row.get("usage_from_server", False)))
+        return cls(
+            tuple(Choice(**c) for c in row["choices"]),
+            row["model"],
+            int(row["prompt_tokens"]),
+            int(row["completion_tokens"]),
+            cached,
+            bool(row.get("usage_from_server", False)),
+        )
 
 
 class TeacherError(RuntimeError):

@@ -60,10 +60,17 @@ class ResponseCache:
 
     def put(self, key: str, request: Request, completion: Completion, *, model: str) -> Path:
         """Write the entry atomically (temporary sibling + os.replace)."""
-        entry: dict[str, Any] = {"version": FORMAT_VERSION, "key": key, "model": model, "api": request.api,
-                                 "messages": request.messages, "prompt": request.prompt,
-                                 "decoding": asdict(request.decoding), "tag": request.tag,
-                                 "completion": completion.to_json()}
+        entry: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "key": key,
+            "model": model,
+            "api": request.api,
+            "messages": request.messages,
+            "prompt": request.prompt,
+            "decoding": asdict(request.decoding),
+            "tag": request.tag,
+            "completion": completion.to_json(),
+        }
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)

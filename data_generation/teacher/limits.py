@@ -22,8 +22,7 @@ from typing import Callable, Mapping
 class TokenBucket:
     """`per_minute` units per minute; holds up to `burst_s` seconds' worth (at least one unit)."""
 
-    def __init__(self, per_minute: float, *, burst_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: float, *, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         if per_minute <= 0:
             raise ValueError(f"a rate limit must be > 0 per minute, got {per_minute}")
         self.rate = per_minute / 60.0  # units per second
@@ -44,8 +43,9 @@ class TokenBucket:
 class RateLimiter:
     """Requests/min and tokens/min together; either may be None (no limit)."""
 
-    def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
-                 *, burst_s: float = 1.0) -> None:
+    def __init__(
+        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None, *, burst_s: float = 1.0
+    ) -> None:
         self.requests = TokenBucket(requests_per_minute, burst_s=burst_s) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute, burst_s=burst_s) if tokens_per_minute else None
         self.waited_s = 0.0  # total time callers slept here, for the usage report
@@ -67,7 +67,7 @@ class RateLimiter:
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Full-jitter exponential backoff for retry number `attempt` (0-based)."""
-    ceiling = min(cap, base * (2 ** attempt))
+    ceiling = min(cap, base * (2**attempt))
     return (rng or random).uniform(0.0, ceiling)
 
 

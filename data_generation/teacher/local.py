@@ -74,8 +74,7 @@ class _RowSampler(LogitsProcessor):
     generator; returns logits where only the sampled token is finite, so `generate` runs greedy
     and picks it. One shared RNG (HF's `do_sample`) would tie each answer to its batch mates."""
 
-    def __init__(self, jobs: Sequence[_Job], prompt_len: int, device: torch.device,
-                 forbidden: int | None) -> None:
+    def __init__(self, jobs: Sequence[_Job], prompt_len: int, device: torch.device, forbidden: int | None) -> None:
         self.prompt_len = prompt_len
         self.forbidden = forbidden
         self.rows: list[tuple[Any, torch.Generator | None]] = []
@@ -90,7 +89,7 @@ class _RowSampler(LogitsProcessor):
         out = scores.float().clone()
         if self.forbidden is not None:
             out[:, self.forbidden] = float("-inf")  # padding marks finished rows: never generate it
-        generated = input_ids[:, self.prompt_len:]
+        generated = input_ids[:, self.prompt_len :]
         for row, (decoding, gen) in enumerate(self.rows):
             logits = out[row]
             if (decoding.presence_penalty or decoding.frequency_penalty) and generated.shape[1]:
@@ -145,10 +144,20 @@ class LocalTeacher:
 
     starts_replies = True  # a chat request's reply_prefix is generated after: see base.starts_replies
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None,
-                 cache: CompletionCache | None = None, models_dir: Path = DEFAULT_CACHE_DIR,
-                 name: str | None = None, device: str | None = None, dtype: str = "auto",
-                 batch_size: int = 8, threads: int | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        cache_dir: str | Path | None = None,
+        cache: CompletionCache | None = None,
+        models_dir: Path = DEFAULT_CACHE_DIR,
+        name: str | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 8,
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if threads:
@@ -173,11 +182,23 @@ class LocalTeacher:
         self._ends = {*self.eos_ids, self.tokenizer.pad_token_id}
         self.max_context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
         self._lock = threading.Lock()
-        self._stats = {"requests": 0, "generated": 0, "cache_hits": 0, "prompt_tokens": 0,
-                       "completion_tokens": 0, "generate_seconds": 0.0}
+        self._stats = {
+            "requests": 0,
+            "generated": 0,
+            "cache_hits": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "generate_seconds": 0.0,
+        }
         self._computed_tokens = 0
-        log.info("loaded %s from %s on %s (%s) in %.1f s", self.model, self.path, self.device,
-                 str(self.dtype).removeprefix("torch."), time.perf_counter() - started)
+        log.info(
+            "loaded %s from %s on %s (%s) in %.1f s",
+            self.model,
+            self.path,
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            time.perf_counter() - started,
+        )
 
     async def complete(self, request: Request) -> Completion:
         """One request; the blocking generate runs in a worker thread so the event loop stays free."""
@@ -201,15 +222,17 @@ class LocalTeacher:
                     duplicates.append((index, key))
                 else:
                     pending[key] = self._job(index, request, key)
-            with tqdm(total=len(pending), desc=f"teacher {self.model}", unit="req",
-                      disable=not self.progress or not pending) as bar:
+            with tqdm(
+                total=len(pending), desc=f"teacher {self.model}", unit="req", disable=not self.progress or not pending
+            ) as bar:
                 for batch in self._batches(list(pending.values())):
                     for job, completion in zip(batch, self._generate(batch)):
                         if self.cache is not None:
                             self.cache.put(job.key, job.request, completion, model=self.model)
                         results[job.index] = completion
-                    bar.set_postfix_str(f"tok={self._stats['completion_tokens']:,} "
-                                        f"tok/s={self._tokens_per_second():.1f}", refresh=False)
+                    bar.set_postfix_str(
+                        f"tok={self._stats['completion_tokens']:,} tok/s={self._tokens_per_second():.1f}", refresh=False
+                    )
                     bar.update(len(batch))
             for index, key in duplicates:
                 results[index] = results[pending[key].index]
@@ -219,10 +242,17 @@ class LocalTeacher:
     def usage(self) -> dict[str, Any]:
         """Totals for manifests. `requests` counts answers (cache hits too), `generated` the ones the
         model produced; token totals are this run's generation. A local model costs nothing."""
-        return {"backend": "local", "model": self.model, "model_path": str(self.path),
-                "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
-                **self._stats, "generate_seconds": round(self._stats["generate_seconds"], 3),
-                "tokens_per_second": round(self._tokens_per_second(), 2), "cost_usd": 0.0}
+        return {
+            "backend": "local",
+            "model": self.model,
+            "model_path": str(self.path),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            **self._stats,
+            "generate_seconds": round(self._stats["generate_seconds"], 3),
+            "tokens_per_second": round(self._tokens_per_second(), 2),
+            "cost_usd": 0.0,
+        }
 
     def _tokens_per_second(self) -> float:
         seconds = self._stats["generate_seconds"]
@@ -239,12 +269,12 @@ class LocalTeacher:
     def _job(self, index: int, request: Request, key: str) -> _Job:
         decoding = request.decoding
         if decoding.n < 1 or decoding.max_tokens < 1:
-            raise TeacherError(f"n and max_tokens must be >= 1 (got n={decoding.n}, "
-                               f"max_tokens={decoding.max_tokens})")
+            raise TeacherError(f"n and max_tokens must be >= 1 (got n={decoding.n}, max_tokens={decoding.max_tokens})")
         if request.messages is not None:
             if not self.tokenizer.chat_template:
-                raise TeacherError(f"{self.path} has no chat template; send completions requests "
-                                   "(Request(prompt=...)) to this model")
+                raise TeacherError(
+                    f"{self.path} has no chat template; send completions requests (Request(prompt=...)) to this model"
+                )
             messages = [{"role": role, "content": content} for role, content in request.messages]
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             text += request.reply_prefix  # the reply starts here; the choice text gets it back below
@@ -252,8 +282,9 @@ class LocalTeacher:
         else:
             ids = self.tokenizer(request.prompt)["input_ids"]
         if len(ids) >= self.max_context:
-            raise TeacherError(f"prompt of {len(ids)} tokens does not fit the model's context "
-                               f"of {self.max_context} tokens")
+            raise TeacherError(
+                f"prompt of {len(ids)} tokens does not fit the model's context of {self.max_context} tokens"
+            )
         seed = decoding.seed if decoding.seed is not None else int(key[:15], 16)
         return _Job(index, request, key, list(ids), seed)
 
@@ -279,17 +310,26 @@ class LocalTeacher:
     def _generate(self, batch: list[_Job]) -> list[Completion]:
         started = time.perf_counter()
         decoding = batch[0].request.decoding  # max_tokens and stop are shared by the batch
-        encoded = self.tokenizer.pad({"input_ids": [job.prompt_ids for job in batch for _ in range(job.rows)]},
-                                     return_tensors="pt").to(self.device)
+        encoded = self.tokenizer.pad(
+            {"input_ids": [job.prompt_ids for job in batch for _ in range(job.rows)]}, return_tensors="pt"
+        ).to(self.device)
         prompt_len = encoded["input_ids"].shape[1]
         pad = self.tokenizer.pad_token_id
         forbidden = pad if pad not in self.eos_ids else None
         max_new = min(decoding.max_tokens, self.max_context - prompt_len)
-        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=self.eos_ids,
-                                  pad_token_id=self.tokenizer.pad_token_id,
-                                  stop_strings=list(decoding.stop) or None)
-        output = self.lm.generate(**encoded, generation_config=config, tokenizer=self.tokenizer,
-                                  logits_processor=[_RowSampler(batch, prompt_len, self.device, forbidden)])
+        config = GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=list(decoding.stop) or None,
+        )
+        output = self.lm.generate(
+            **encoded,
+            generation_config=config,
+            tokenizer=self.tokenizer,
+            logits_processor=[_RowSampler(batch, prompt_len, self.device, forbidden)],
+        )
         rows = iter(output[:, prompt_len:].tolist())
         completions = []
         for job in batch:
@@ -297,10 +337,16 @@ class LocalTeacher:
             prefix = job.request.reply_prefix
             choices = [(Choice(prefix + c.text, c.finish_reason), t) for c, t in choices]
             choices *= job.request.decoding.n // job.rows  # greedy: the one answer n times
-            completions.append(Completion(tuple(c for c, _ in choices), self.model, len(job.prompt_ids),
-                                          sum(t for _, t in choices), usage_from_server=True))
-        computed = sum(c.completion_tokens * job.rows // job.request.decoding.n
-                       for job, c in zip(batch, completions))
+            completions.append(
+                Completion(
+                    tuple(c for c, _ in choices),
+                    self.model,
+                    len(job.prompt_ids),
+                    sum(t for _, t in choices),
+                    usage_from_server=True,
+                )
+            )
+        computed = sum(c.completion_tokens * job.rows // job.request.decoding.n for job, c in zip(batch, completions))
         self._record(batch, completions, computed, time.perf_counter() - started)
         return completions
 

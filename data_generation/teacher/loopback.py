@@ -56,8 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="loopback-model")
     p.add_argument("--until-stdin-closes", action="store_true", help="stop when stdin reaches EOF")
     args = p.parse_args(argv)
-    engine = Engine(None, latency=args.latency, ignore_n=args.ignore_n, usage=not args.no_usage,
-                     api_key=os.environ.get("LOOPBACK_API_KEY") or None, model=args.model)
+    engine = Engine(
+        None,
+        latency=args.latency,
+        ignore_n=args.ignore_n,
+        usage=not args.no_usage,
+        api_key=os.environ.get("LOOPBACK_API_KEY") or None,
+        model=args.model,
+    )
 
     def ready(port: int) -> None:
         print(port, flush=True)
@@ -86,13 +92,22 @@ class LoopbackServer:
     whose `Authorization` is not `Bearer <api_key>` gets a 401.
     """
 
-    def __init__(self, replies: ReplySource = None, *, latency: float = 0.0, ignore_n: bool = False,
-                 usage: bool = True, api_key: str | None = None, model: str = "loopback-model",
-                 mode: str = "thread") -> None:
+    def __init__(
+        self,
+        replies: ReplySource = None,
+        *,
+        latency: float = 0.0,
+        ignore_n: bool = False,
+        usage: bool = True,
+        api_key: str | None = None,
+        model: str = "loopback-model",
+        mode: str = "thread",
+    ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', not {mode!r}")
-        self._kwargs = dict(replies=replies, latency=latency, ignore_n=ignore_n, usage=usage,
-                            api_key=api_key, model=model)
+        self._kwargs = dict(
+            replies=replies, latency=latency, ignore_n=ignore_n, usage=usage, api_key=api_key, model=model
+        )
         self.mode = mode
         self.port = 0
         self._engine: Engine | None = None
@@ -124,6 +139,7 @@ class LoopbackServer:
             async def main() -> None:
                 self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
                 await serve(self._engine, ready_cb, self._stop)  # type: ignore[arg-type]
+
             asyncio.run(main())
 
         self._thread = threading.Thread(target=run, name="loopback-openai", daemon=True)
@@ -135,12 +151,19 @@ class LoopbackServer:
         kw = self._kwargs
         if kw["replies"] is not None:
             raise ValueError("mode='process' serves the default replies only; script replies in mode='thread'")
-        cmd = [sys.executable, "-m", "data_generation.teacher.loopback", "--until-stdin-closes",
-               "--latency", str(kw["latency"]), "--model", str(kw["model"])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "data_generation.teacher.loopback",
+            "--until-stdin-closes",
+            "--latency",
+            str(kw["latency"]),
+            "--model",
+            str(kw["model"]),
+        ]
         cmd += ["--ignore-n"] * bool(kw["ignore_n"]) + ["--no-usage"] * (not kw["usage"])
         env = dict(os.environ, LOOPBACK_API_KEY=kw["api_key"] or "")
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      cwd=REPO_ROOT)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT)
         line = self._proc.stdout.readline()  # type: ignore[union-attr]
         if not line.strip().isdigit():
             self.stop()

@@ -20,9 +20,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Union
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-            502: "Bad Gateway", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,7 @@ class Reply:
         return cls(texts=texts or ("",), finish_reason=finish_reason, delay=delay)
 
     @classmethod
-    def error(cls, status: int, message: str = "scripted error", *,
-              retry_after: str | float | None = None) -> "Reply":
+    def error(cls, status: int, message: str = "scripted error", *, retry_after: str | float | None = None) -> "Reply":
         body = json.dumps({"error": {"message": message, "type": "loopback", "code": status}}).encode()
         headers = (("retry-after", str(retry_after)),) if retry_after is not None else ()
         return cls(status=status, headers=headers, raw_body=body)
@@ -90,11 +98,11 @@ def _word_count(text: str) -> int:
 class Engine:
     """The server state and request handling, shared by thread and process modes."""
 
-    def __init__(self, replies: ReplySource, *, latency: float, ignore_n: bool, usage: bool,
-                 api_key: str | None, model: str) -> None:
+    def __init__(
+        self, replies: ReplySource, *, latency: float, ignore_n: bool, usage: bool, api_key: str | None, model: str
+    ) -> None:
         self.responder = replies if callable(replies) else None
-        self.queue: collections.deque = collections.deque([] if callable(replies) or replies is None
-                                                          else list(replies))
+        self.queue: collections.deque = collections.deque([] if callable(replies) or replies is None else list(replies))
         self.latency, self.ignore_n, self.usage = latency, ignore_n, usage
         self.api_key, self.model = api_key, model
         self.requests: list[RecordedRequest] = []
@@ -125,8 +133,11 @@ class Engine:
         self.requests.append(req)
         if self.api_key is not None and req.headers.get("authorization") != f"Bearer {self.api_key}":
             return Reply.error(401, "Incorrect API key provided"), ""
-        kinds = {("POST", "/v1/chat/completions"): "chat", ("POST", "/v1/completions"): "completions",
-                 ("GET", "/v1/models"): "models"}
+        kinds = {
+            ("POST", "/v1/chat/completions"): "chat",
+            ("POST", "/v1/completions"): "completions",
+            ("GET", "/v1/models"): "models",
+        }
         kind = kinds.get((req.method, path), "")
         if not kind:
             return Reply.error(404, f"no route for {req.method} {path}"), ""
@@ -141,23 +152,41 @@ class Engine:
         n = 1 if self.ignore_n else max(1, int(body.get("n") or 1))
         texts = [reply.texts[i % len(reply.texts)] for i in range(n)]
         if kind == "chat":
-            choices = [{"index": i, "message": {"role": "assistant", "content": t},
-                        "finish_reason": reply.finish_reason, "logprobs": None} for i, t in enumerate(texts)]
+            choices = [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": t},
+                    "finish_reason": reply.finish_reason,
+                    "logprobs": None,
+                }
+                for i, t in enumerate(texts)
+            ]
             obj, prefix = "chat.completion", "chatcmpl"
         else:
-            choices = [{"index": i, "text": t, "finish_reason": reply.finish_reason, "logprobs": None}
-                       for i, t in enumerate(texts)]
+            choices = [
+                {"index": i, "text": t, "finish_reason": reply.finish_reason, "logprobs": None}
+                for i, t in enumerate(texts)
+            ]
             obj, prefix = "text_completion", "cmpl"
-        out: dict[str, Any] = {"id": f"{prefix}-{self.served}", "object": obj, "created": int(time.time()),
-                               "model": body.get("model", self.model), "choices": choices}
+        out: dict[str, Any] = {
+            "id": f"{prefix}-{self.served}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": choices,
+        }
         if self.usage:
             p, c = _word_count(_prompt_text(body)), sum(_word_count(t) for t in texts)
             out["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         return json.dumps(out).encode()
 
     def stats(self) -> dict[str, int]:
-        return {"requests": len(self.requests), "served": self.served, "max_in_flight": self.max_in_flight,
-                "in_flight": self.in_flight}
+        return {
+            "requests": len(self.requests),
+            "served": self.served,
+            "max_in_flight": self.max_in_flight,
+            "in_flight": self.in_flight,
+        }
 
 
 def _last_text(body: dict[str, Any]) -> str:
@@ -209,8 +238,8 @@ class _Connection(asyncio.Protocol):
         length = int(headers.get("content-length", "0") or 0)
         if len(self.buf) < end + 4 + length:
             return
-        body = bytes(self.buf[end + 4:end + 4 + length])
-        del self.buf[:end + 4 + length]
+        body = bytes(self.buf[end + 4 : end + 4 + length])
+        del self.buf[: end + 4 + length]
         method, path = (lines[0].split(" ") + ["", ""])[:2]
         self.busy = True
         asyncio.get_running_loop().create_task(self._answer(RecordedRequest(method, path, headers, body)))
@@ -239,8 +268,10 @@ class _Connection(asyncio.Protocol):
 
     def _write(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes, close: bool) -> None:
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n{extra}connection: {'close' if close else 'keep-alive'}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n{extra}connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+        )
         self.transport.write(head.encode("latin-1") + body)  # type: ignore[union-attr]
         if close:
             self.transport.close()  # type: ignore[union-attr]
@@ -257,4 +288,3 @@ async def serve(engine: Engine, ready: Callable[[int], None], stop: asyncio.Even
         for task in asyncio.all_tasks():
             if task is not asyncio.current_task():
                 task.cancel()
-

@@ -122,8 +122,9 @@ class OpenAITeacher:
         runner = self._ensure_runner()
         if threading.current_thread() is runner.thread:
             raise RuntimeError("complete_all() is blocking: from the teacher's own loop use `await complete()`")
-        self._bar = tqdm(total=len(requests), desc=f"teacher {self.model}", unit="req",
-                         disable=not self.config.show_progress)
+        self._bar = tqdm(
+            total=len(requests), desc=f"teacher {self.model}", unit="req", disable=not self.config.show_progress
+        )
         future = runner.submit(self._complete_many(list(requests)))
         try:
             return future.result()
@@ -139,10 +140,14 @@ class OpenAITeacher:
         price = self.prices.lookup(self.model)
         out = {"backend": "openai", "model": self.model, "base_url": self.config.base_url}
         out.update(self.meter.to_dict())
-        out.update({"price_usd_per_1m": None if price is None else {"prompt": price.prompt,
-                                                                    "completion": price.completion},
-                    "server_ignores_n": self.server_ignores_n, "rate_limit_wait_s": round(self.limiter.waited_s, 3),
-                    "cache_dir": str(self.config.cache_dir) if self.config.cache_dir else None})
+        out.update(
+            {
+                "price_usd_per_1m": None if price is None else {"prompt": price.prompt, "completion": price.completion},
+                "server_ignores_n": self.server_ignores_n,
+                "rate_limit_wait_s": round(self.limiter.waited_s, 3),
+                "cache_dir": str(self.config.cache_dir) if self.config.cache_dir else None,
+            }
+        )
         return out
 
     def close(self) -> None:
@@ -232,15 +237,25 @@ class OpenAITeacher:
             got = len(replies[0].choices)
             if got < n and not self.server_ignores_n:
                 self.server_ignores_n = True
-                log.warning("%s returned %d choice(s) for n=%d: it ignores `n`; filling up with separate "
-                            "n=1 requests from now on", self.config.base_url, got, n)
+                log.warning(
+                    "%s returned %d choice(s) for n=%d: it ignores `n`; filling up with separate "
+                    "n=1 requests from now on",
+                    self.config.base_url,
+                    got,
+                    n,
+                )
         have = sum(len(r.choices) for r in replies)
         extra = [self._send(state, request, 1, None if seed is None else seed + i) for i in range(have, n)]
         replies.extend(await asyncio.gather(*extra))
         choices = tuple(c for r in replies for c in r.choices)[:n]
-        return Completion(choices, self.model, sum(r.prompt_tokens for r in replies),
-                          sum(r.completion_tokens for r in replies), False,
-                          all(r.usage_from_server for r in replies))
+        return Completion(
+            choices,
+            self.model,
+            sum(r.prompt_tokens for r in replies),
+            sum(r.completion_tokens for r in replies),
+            False,
+            all(r.usage_from_server for r in replies),
+        )
 
     async def _send(self, state: _State, request: Request, n: int, seed: int | None) -> Answer:
         """One HTTP request with our retry policy; accounts tokens and cost of the answer."""
@@ -273,8 +288,10 @@ class OpenAITeacher:
             self.meter.retries[reason] += 1
             if attempt == cfg.max_retries:
                 detail = redact(detail, cfg.api_key)[:300]
-                raise TeacherError(f"{cfg.base_url} (model {self.model!r}): gave up after "
-                                   f"{cfg.max_retries + 1} attempts, last failure: {reason} ({detail})")
+                raise TeacherError(
+                    f"{cfg.base_url} (model {self.model!r}): gave up after "
+                    f"{cfg.max_retries + 1} attempts, last failure: {reason} ({detail})"
+                )
             if delay is None:
                 delay = backoff_delay(attempt, base=cfg.backoff_base, cap=cfg.backoff_max, rng=self._rng)
             log.debug("retrying %s in %.2fs (attempt %d, %s)", request.api, delay, attempt + 1, reason)
@@ -288,10 +305,12 @@ class OpenAITeacher:
             wait = retry_after_seconds(exc.response.headers)
             return f"http_{status}", None if wait is None else min(wait, self.config.retry_after_max)
         detail = redact(str(exc.message), self.config.api_key)[:300]
-        hint = {401: " (check OPENAI_API_KEY)", 403: " (the key lacks access to this model or endpoint)",
-                404: " (check the model name and that base_url ends in /v1)"}.get(status, "")
-        error = TeacherError(f"{self.config.base_url} (model {self.model!r}) answered HTTP {status}{hint}: "
-                             f"{detail}")
+        hint = {
+            401: " (check OPENAI_API_KEY)",
+            403: " (the key lacks access to this model or endpoint)",
+            404: " (check the model name and that base_url ends in /v1)",
+        }.get(status, "")
+        error = TeacherError(f"{self.config.base_url} (model {self.model!r}) answered HTTP {status}{hint}: {detail}")
         if status in FATAL_FOR_ALL:
             self._fatal = error
         raise error from None
@@ -299,4 +318,3 @@ class OpenAITeacher:
     def _account(self, answer: Answer) -> None:
         cost = self.prices.cost(self.model, answer.prompt_tokens, answer.completion_tokens)
         self.meter.add_response(answer.prompt_tokens, answer.completion_tokens, cost, answer.usage_from_server)
-

@@ -59,8 +59,9 @@ class OpenAIConfig:
     http_backend: str = "aiohttp"  # the SDK's aiohttp transport (less CPU per request) or "httpx2"
 
     @classmethod
-    def from_env(cls, *, api_key_env: str = "OPENAI_API_KEY", prices_path: str | Path | None = None,
-                 **overrides: Any) -> "OpenAIConfig":
+    def from_env(
+        cls, *, api_key_env: str = "OPENAI_API_KEY", prices_path: str | Path | None = None, **overrides: Any
+    ) -> "OpenAIConfig":
         """Defaults from the environment; an override that is None keeps the default (CLI options)."""
         fields = {k: v for k, v in overrides.items() if v is not None}
         fields.setdefault("api_key", os.environ.get(api_key_env, ""))
@@ -74,15 +75,22 @@ class OpenAIConfig:
         if self.http_backend not in ("aiohttp", "httpx2"):
             raise ValueError(f"http_backend must be 'aiohttp' or 'httpx2', not {self.http_backend!r}")
         if not self.api_key and urlparse(self.base_url).hostname == "api.openai.com":
-            raise TeacherError(f"no API key for {self.base_url}: set OPENAI_API_KEY (or api_key=), or point "
-                               "OPENAI_BASE_URL at a local OpenAI-compatible server")
+            raise TeacherError(
+                f"no API key for {self.base_url}: set OPENAI_API_KEY (or api_key=), or point "
+                "OPENAI_BASE_URL at a local OpenAI-compatible server"
+            )
 
     def make_client(self) -> openai.AsyncOpenAI:
         """The SDK client, with the SDK's retries off (ours honour Retry-After and stop on 4xx)."""
         limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         factory = openai.DefaultAioHttpClient if self.http_backend == "aiohttp" else openai.DefaultAsyncHttpxClient
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or PLACEHOLDER_KEY,
-                                  timeout=self.timeout, max_retries=0, http_client=factory(limits=limits))
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self.api_key or PLACEHOLDER_KEY,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=factory(limits=limits),
+        )
 
     @property
     def show_progress(self) -> bool:
@@ -128,8 +136,13 @@ def prompt_tokens(request: Request) -> int:
 def build_body(request: Request, model: str, n: int, seed: int | None) -> dict[str, Any]:
     """The JSON body of /chat/completions or /completions for `request` with `n` choices."""
     d = request.decoding
-    body: dict[str, Any] = {"model": model, "temperature": d.temperature, "top_p": d.top_p,
-                            "max_tokens": d.max_tokens, "n": n}
+    body: dict[str, Any] = {
+        "model": model,
+        "temperature": d.temperature,
+        "top_p": d.top_p,
+        "max_tokens": d.max_tokens,
+        "n": n,
+    }
     if request.messages is not None:
         body["messages"] = [{"role": role, "content": content} for role, content in request.messages]
     else:
@@ -157,7 +170,10 @@ def parse_answer(raw: bytes, request: Request) -> Answer:
         raise Malformed(f"no text choices in the body: {raw[:80]!r}")
     choices = tuple(Choice(t, r) for t, r in zip(texts, reasons))
     usage = data.get("usage")
-    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int) \
-            and isinstance(usage.get("completion_tokens"), int):
+    if (
+        isinstance(usage, dict)
+        and isinstance(usage.get("prompt_tokens"), int)
+        and isinstance(usage.get("completion_tokens"), int)
+    ):
         return Answer(choices, usage["prompt_tokens"], usage["completion_tokens"], True)
     return Answer(choices, prompt_tokens(request), sum(count_tokens(t) for t in texts), False)

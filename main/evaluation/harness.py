@@ -83,8 +83,13 @@ def build_program(problem: Problem, sample: dict[str, Any]) -> str:
     return completion + "\n" + problem.tests
 
 
-def generated_subset(problems: Sequence[Problem], rows: list[dict[str, Any]], fingerprint: dict[str, Any] | str,
-                     *, where: str = "samples") -> Sequence[Problem]:
+def generated_subset(
+    problems: Sequence[Problem],
+    rows: list[dict[str, Any]],
+    fingerprint: dict[str, Any] | str,
+    *,
+    where: str = "samples",
+) -> Sequence[Problem]:
     """The problems to expect: all of them, or the subset a generation run chose (--limit, --task-ids),
     which its fingerprint records as `dataset.tasks`; then the samples must cover exactly that many."""
     dataset = fingerprint.get("dataset") if isinstance(fingerprint, dict) else None
@@ -94,13 +99,18 @@ def generated_subset(problems: Sequence[Problem], rows: list[dict[str, Any]], fi
     present = {row["task_id"] for row in rows}
     subset = [p for p in problems if p.task_id in present]
     if len(subset) != recorded:
-        raise DataError(where, None, f"the generation run recorded {recorded} tasks but the samples cover "
-                        f"{len(subset)}; generation incomplete? (--allow-incomplete to evaluate anyway)")
+        raise DataError(
+            where,
+            None,
+            f"the generation run recorded {recorded} tasks but the samples cover "
+            f"{len(subset)}; generation incomplete? (--allow-incomplete to evaluate anyway)",
+        )
     return subset
 
 
-def check_samples(rows: list[dict[str, Any]], problems: Sequence[Problem], *, allow_incomplete: bool = False,
-                  where: str = "samples") -> dict[Any, int]:
+def check_samples(
+    rows: list[dict[str, Any]], problems: Sequence[Problem], *, allow_incomplete: bool = False, where: str = "samples"
+) -> dict[Any, int]:
     """Samples per task; raises when a task id is unknown, an index repeats, or tasks have unequal n."""
     known = {p.task_id for p in problems}
     per_task: Counter = Counter()
@@ -119,19 +129,34 @@ def check_samples(rows: list[dict[str, Any]], problems: Sequence[Problem], *, al
         return dict(per_task)
     missing = [p.task_id for p in problems if p.task_id not in per_task]
     if missing:
-        raise DataError(where, None, f"{len(missing)} of {len(problems)} tasks have no samples (first: "
-                        f"{missing[0]!r}); generation incomplete? (--allow-incomplete to evaluate anyway)")
+        raise DataError(
+            where,
+            None,
+            f"{len(missing)} of {len(problems)} tasks have no samples (first: "
+            f"{missing[0]!r}); generation incomplete? (--allow-incomplete to evaluate anyway)",
+        )
     n = max(per_task.values())
     short = {t: c for t, c in per_task.items() if c != n}
     if short:
         t, c = next(iter(short.items()))
-        raise DataError(where, None, f"{len(short)} tasks have fewer than n={n} samples (e.g. {t!r}: {c}); "
-                        "every task needs the same n (--allow-incomplete to evaluate anyway)")
+        raise DataError(
+            where,
+            None,
+            f"{len(short)} tasks have fewer than n={n} samples (e.g. {t!r}: {c}); "
+            "every task needs the same n (--allow-incomplete to evaluate anyway)",
+        )
     return dict(per_task)
 
 
-def evaluate(samples_path: str | os.PathLike, problems: Sequence[Problem], output_dir: str | os.PathLike,
-             config: EvalConfig, *, benchmark: str, dataset: dict[str, Any]) -> dict[str, Any]:
+def evaluate(
+    samples_path: str | os.PathLike,
+    problems: Sequence[Problem],
+    output_dir: str | os.PathLike,
+    config: EvalConfig,
+    *,
+    benchmark: str,
+    dataset: dict[str, Any],
+) -> dict[str, Any]:
     """Run every sample, write results.jsonl, metrics.json and report.md + plot; return the metrics."""
     rows = read_samples(samples_path)
     problems = generated_subset(problems, rows, read_fingerprint(samples_path), where=str(samples_path))
@@ -143,8 +168,15 @@ def evaluate(samples_path: str | os.PathLike, problems: Sequence[Problem], outpu
     from tqdm.auto import tqdm
 
     with Executor(config.n_workers, config.limits) as executor:
-        results = list(tqdm(executor.map(programs), total=len(programs), desc=f"evaluate {benchmark}",
-                            unit="sample", mininterval=1.0))
+        results = list(
+            tqdm(
+                executor.map(programs),
+                total=len(programs),
+                desc=f"evaluate {benchmark}",
+                unit="sample",
+                mininterval=1.0,
+            )
+        )
         mode = executor.mode
     elapsed = time.monotonic() - start
     out = Path(output_dir)
@@ -162,14 +194,22 @@ def evaluate(samples_path: str | os.PathLike, problems: Sequence[Problem], outpu
 
 
 def _write_results(path: Path, rows: list[dict[str, Any]], results: list[ExecResult]) -> None:
-    lines = [json.dumps({**row, "passed": r.passed, "result": r.result}, ensure_ascii=False)
-             for row, r in zip(rows, results)]
+    lines = [
+        json.dumps({**row, "passed": r.passed, "result": r.result}, ensure_ascii=False) for row, r in zip(rows, results)
+    ]
     _atomic_write(path, "\n".join(lines) + "\n")
 
 
-def _metrics(samples_path: str | os.PathLike, rows: list[dict[str, Any]], results: list[ExecResult],
-             counts: dict[Any, int], config: EvalConfig, benchmark: str, dataset: dict[str, Any],
-             elapsed: float) -> dict[str, Any]:
+def _metrics(
+    samples_path: str | os.PathLike,
+    rows: list[dict[str, Any]],
+    results: list[ExecResult],
+    counts: dict[Any, int],
+    config: EvalConfig,
+    benchmark: str,
+    dataset: dict[str, Any],
+    elapsed: float,
+) -> dict[str, Any]:
     correct: dict[Any, int] = defaultdict(int)
     for row, r in zip(rows, results):
         correct[row["task_id"]] += r.passed
@@ -180,16 +220,22 @@ def _metrics(samples_path: str | os.PathLike, rows: list[dict[str, Any]], result
         "benchmark": benchmark,
         **mean_pass_at_k(per_task, config.ks),
         "n": ns[0] if len(ns) == 1 else {"min": ns[0], "max": ns[-1]},
-        "num_tasks": len(counts), "num_samples": len(rows), "num_passed": sum(r.passed for r in results),
+        "num_tasks": len(counts),
+        "num_samples": len(rows),
+        "num_passed": sum(r.passed for r in results),
         "outcomes": dict(outcomes.most_common()),
         "empty": empty_completions(rows),
         "per_task": {str(t): {"n": n, "c": c} for t, (n, c) in per_task.items()},
         "fingerprint": read_fingerprint(samples_path),
         "samples": {"path": str(samples_path), "sha256": file_sha256(str(samples_path))},
         "dataset": dataset,
-        "harness": {"n_workers": config.n_workers, "limits": asdict(config.limits),
-                    "elapsed_s": round(elapsed, 2), "samples_per_s": round(len(rows) / max(elapsed, 1e-9), 1),
-                    "versions": _versions()},
+        "harness": {
+            "n_workers": config.n_workers,
+            "limits": asdict(config.limits),
+            "elapsed_s": round(elapsed, 2),
+            "samples_per_s": round(len(rows) / max(elapsed, 1e-9), 1),
+            "versions": _versions(),
+        },
     }
 
 
@@ -197,8 +243,9 @@ def empty_completions(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Samples with nothing to run, by cause (`empty_cause` from main.generate: stop at offset 0, EOS at
     once, empty code block); a foreign samples file's blank completions count as "blank completion".
     Shown beside pass@k, so a score decided by the stop rule rather than the model is visible."""
-    causes = Counter(row.get("empty_cause") or ("blank completion" if not row["completion"].strip() else None)
-                     for row in rows)
+    causes = Counter(
+        row.get("empty_cause") or ("blank completion" if not row["completion"].strip() else None) for row in rows
+    )
     causes.pop(None, None)
     return {"count": sum(causes.values()), "of": len(rows), "by_cause": dict(causes.most_common())}
 
@@ -233,14 +280,24 @@ def add_common_args(parser: Any) -> None:
     parser.add_argument("samples", help="samples JSONL (task_id, completion[, sample, raw, ...])")
     parser.add_argument("--output-dir", required=True, help="results.jsonl, metrics.json, report.md, passk.png")
     parser.add_argument("--n-workers", type=int, default=os.cpu_count() or 1, help="samples run in parallel")
-    parser.add_argument("--timeout", type=float, default=3.0,
-                        help="CPU seconds per sample (default 3, rounded up to whole seconds)")
-    parser.add_argument("--wall-timeout", type=float, default=None,
-                        help="wall-clock seconds per sample (default 2 × timeout + 1: catches sleeping samples)")
+    parser.add_argument(
+        "--timeout", type=float, default=3.0, help="CPU seconds per sample (default 3, rounded up to whole seconds)"
+    )
+    parser.add_argument(
+        "--wall-timeout",
+        type=float,
+        default=None,
+        help="wall-clock seconds per sample (default 2 × timeout + 1: catches sleeping samples)",
+    )
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="address-space limit per sample")
-    parser.add_argument("--ks", default="1,10,100", help="pass@k values to report (each only if every task has >= k samples)")
-    parser.add_argument("--allow-incomplete", action="store_true",
-                        help="evaluate even when tasks are missing or have fewer samples than the others")
+    parser.add_argument(
+        "--ks", default="1,10,100", help="pass@k values to report (each only if every task has >= k samples)"
+    )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="evaluate even when tasks are missing or have fewer samples than the others",
+    )
 
 
 def config_from_args(args: Any) -> EvalConfig:

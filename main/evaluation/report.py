@@ -57,16 +57,22 @@ def curve(metrics: dict[str, Any]) -> list[tuple[int, float]]:
     return [(k, sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)) for k in range(1, top + 1)]
 
 
-def render_markdown(runs: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[int] = DEFAULT_KS,
-                    plot_name: str | None = None) -> str:
+def render_markdown(
+    runs: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[int] = DEFAULT_KS, plot_name: str | None = None
+) -> str:
     out = ["# Evaluation report", "", *benchmark_tables(runs, ks, heading="##")]
     if plot_name:
         out += [f"![pass@k]({plot_name})", ""]
     return "\n".join(out)
 
 
-def benchmark_tables(runs: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[int] = DEFAULT_KS, *,
-                     heading: str = "##", with_details: bool = True) -> list[str]:
+def benchmark_tables(
+    runs: Sequence[tuple[str, dict[str, Any]]],
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    heading: str = "##",
+    with_details: bool = True,
+) -> list[str]:
     """One seeds'-layout table per (benchmark, task set), runs side by side, then each run's details."""
     groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for name, m in runs:
@@ -74,10 +80,14 @@ def benchmark_tables(runs: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[in
     out = []
     for (bench, tasks), items in groups.items():
         full = tasks.startswith("all ")
-        out += [f"{heading} {bench}: {tasks}" + ("" if full else " (a subset: not comparable with full-benchmark "
-                                                 "numbers)"),
-                "", "| Model | Base checkpoint | " + " | ".join(f"pass@{k}" for k in ks) +
-                " | Prompt style | Tasks | n | Empty |", "|---|---|" + "---:|" * len(ks) + "---|---:|---:|---:|"]
+        out += [
+            f"{heading} {bench}: {tasks}" + ("" if full else " (a subset: not comparable with full-benchmark numbers)"),
+            "",
+            "| Model | Base checkpoint | "
+            + " | ".join(f"pass@{k}" for k in ks)
+            + " | Prompt style | Tasks | n | Empty |",
+            "|---|---|" + "---:|" * len(ks) + "---|---:|---:|---:|",
+        ]
         out += [table_row(m, ks) for _, m in items] + [""]
         if with_details:
             for name, m in items:
@@ -91,8 +101,12 @@ def table_row(m: dict[str, Any], ks: Sequence[int] = DEFAULT_KS) -> str:
     fp = m.get("fingerprint") if isinstance(m.get("fingerprint"), dict) else {}
     cells = [f"{100 * m[f'pass@{k}']:.2f}" if f"pass@{k}" in m else "–" for k in ks]
     empty = m.get("empty") or {}
-    extra = [f"`{fp.get('prompt_style', 'unknown')}`", str(m["num_tasks"]), str(m["n"]),
-             f"{empty.get('count', '?')} of {m['num_samples']}"]
+    extra = [
+        f"`{fp.get('prompt_style', 'unknown')}`",
+        str(m["num_tasks"]),
+        str(m["n"]),
+        f"{empty.get('count', '?')} of {m['num_samples']}",
+    ]
     return f"| {_cell(model)} | {_cell(base)} | " + " | ".join(cells + extra) + " |"
 
 
@@ -100,23 +114,28 @@ def details(name: str, m: dict[str, Any]) -> list[str]:
     fp = m.get("fingerprint") if isinstance(m.get("fingerprint"), dict) else {}
     decoding = fp.get("decoding", "unknown")
     empty = m.get("empty") or {}
-    lines = [f"- **{_cell(run_labels(m)[0])}** (`{_cell(name)}`): {m['num_tasks']} tasks, n = {m['n']}, "
-             f"{m['num_samples']} samples, {m['num_passed']} passed; prompt style `{fp.get('prompt_style', 'unknown')}`"
-             f" ({fp.get('prompt_style_chosen_by', 'as recorded')}); decoding `{json.dumps(decoding, sort_keys=True)}`",
-             "  - outcomes: " + ", ".join(f"{k} {v}" for k, v in m.get("outcomes", {}).items())]
+    lines = [
+        f"- **{_cell(run_labels(m)[0])}** (`{_cell(name)}`): {m['num_tasks']} tasks, n = {m['n']}, "
+        f"{m['num_samples']} samples, {m['num_passed']} passed; prompt style `{fp.get('prompt_style', 'unknown')}`"
+        f" ({fp.get('prompt_style_chosen_by', 'as recorded')}); decoding `{json.dumps(decoding, sort_keys=True)}`",
+        "  - outcomes: " + ", ".join(f"{k} {v}" for k, v in m.get("outcomes", {}).items()),
+    ]
     if empty.get("count"):
         lines.append("  - empty completions: " + ", ".join(f"{k} {v}" for k, v in empty["by_cause"].items()))
     training = fp.get("training")
     if isinstance(training, dict):
         data = training.get("train_data") or {}
-        lines.append(f"  - trained: {training.get('mode')} on `{data.get('path')}` (sha256 "
-                     f"{str(data.get('sha256'))[:12]}), format {training.get('prompt_format')}, val loss "
-                     f"{training.get('val_loss')}, weights sha256 {str(training.get('weights_sha256'))[:12]}"
-                     + (" (verified)" if training.get("weights_verified") else ""))
+        lines.append(
+            f"  - trained: {training.get('mode')} on `{data.get('path')}` (sha256 "
+            f"{str(data.get('sha256'))[:12]}), format {training.get('prompt_format')}, val loss "
+            f"{training.get('val_loss')}, weights sha256 {str(training.get('weights_sha256'))[:12]}"
+            + (" (verified)" if training.get("weights_verified") else "")
+        )
     if "harness" in m:
         h = m["harness"]
-        lines.append(f"  - harness: {h['n_workers']} workers, timeout {h['limits']['timeout']} s, "
-                     f"{h['samples_per_s']} samples/s")
+        lines.append(
+            f"  - harness: {h['n_workers']} workers, timeout {h['limits']['timeout']} s, {h['samples_per_s']} samples/s"
+        )
     return lines + [""]
 
 
@@ -134,8 +153,12 @@ def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike) ->
     for name, m in runs:
         points = curve(m)
         model, _ = run_labels(m)
-        ax.plot([k for k, _ in points], [100 * v for _, v in points], marker="o" if len(points) < 12 else None,
-                label=f"{m.get('benchmark', '?')}: {model} ({name})")
+        ax.plot(
+            [k for k, _ in points],
+            [100 * v for _, v in points],
+            marker="o" if len(points) < 12 else None,
+            label=f"{m.get('benchmark', '?')}: {model} ({name})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k (%)")
@@ -146,8 +169,9 @@ def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike) ->
     plt.close(fig)
 
 
-def write_report(run_dirs: Sequence[str | os.PathLike], output_dir: str | os.PathLike,
-                 ks: Sequence[int] = DEFAULT_KS) -> Path:
+def write_report(
+    run_dirs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, ks: Sequence[int] = DEFAULT_KS
+) -> Path:
     """Write report.md and passk.png for the runs into output_dir; returns the report's path."""
     runs = [(Path(d).name or str(d), load_run(d)) for d in run_dirs]
     out = Path(output_dir)

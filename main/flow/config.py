@@ -31,8 +31,12 @@ from main.training.config import ConfigError, TrainConfig, coerce_value, nearest
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Source kinds: the data_generation command each runs and what it needs.
-SOURCE_COMMANDS = {"self_instruct": "self-instruct", "reverse_instruct": "reverse-instruct",
-                   "codealpaca": "codealpaca", "codecontests": "codecontests"}
+SOURCE_COMMANDS = {
+    "self_instruct": "self-instruct",
+    "reverse_instruct": "reverse-instruct",
+    "codealpaca": "codealpaca",
+    "codecontests": "codecontests",
+}
 LLM_SOURCES = ("self_instruct", "reverse_instruct")
 TEACHERS = ("local", "openai")
 BENCHMARKS = ("humaneval", "mbpp")
@@ -57,8 +61,9 @@ class SourceConfig:
 
 @dataclass
 class MergeConfig:
-    mbpp_path: list[str] = field(default_factory=lambda: ["../shared/data/mbpp/mbpp.jsonl",
-                                                          "google-research-datasets/mbpp"])
+    mbpp_path: list[str] = field(
+        default_factory=lambda: ["../shared/data/mbpp/mbpp.jsonl", "google-research-datasets/mbpp"]
+    )
     validation_size: float = 0.02
     args: list[str] = field(default_factory=list)
 
@@ -152,8 +157,12 @@ def _train_section(values: Any, where: Origins) -> dict[str, Any]:
     out = {}
     for key, value in values.items():
         if key in PIPELINE_OWNED:
-            raise _fail(where, f"train.{key}", "set by the pipeline (the merged dataset, the top-level `model`, "
-                        "its own output folder and run name): remove it here")
+            raise _fail(
+                where,
+                f"train.{key}",
+                "set by the pipeline (the merged dataset, the top-level `model`, "
+                "its own output folder and run name): remove it here",
+            )
         if key not in hints:
             raise _unknown(where, "train.", str(key), set(hints) - set(PIPELINE_OWNED))
         out[key] = _coerce(where, f"train.{key}", value, hints[key])
@@ -175,8 +184,9 @@ def build_config(values: dict[str, Any], where: Origins) -> PipelineConfig:
     for key in values:
         if key not in top:
             raise _unknown(where, "", str(key), top)
-    config = PipelineConfig(**{k: _coerce(where, k, values[k], str)
-                               for k in ("name", "output_dir", "model") if k in values})
+    config = PipelineConfig(
+        **{k: _coerce(where, k, values[k], str) for k in ("name", "output_dir", "model") if k in values}
+    )
     sources = values.get("sources") or {}
     if not isinstance(sources, dict):
         raise _fail(where, "sources", "expected a mapping of source name: settings")
@@ -228,6 +238,7 @@ def load_pipeline_config(path: str | Path | None, overrides: typing.Sequence[str
 
 # ---------------------------------------------------------------- checks that need no stage
 
+
 def pick_input(candidates: typing.Sequence[str]) -> str | None:
     """The first candidate that is a local file or folder, else the first hub id, else None."""
     for item in candidates:
@@ -242,8 +253,12 @@ def validate(config: PipelineConfig, where: Origins) -> None:
     for name, source in config.sources.items():
         _validate_source(name, source, where)
     if config.merge.validation_size <= 0:
-        raise _fail(where, "merge.validation_size", "must be > 0 (a fraction or a count): the report measures the "
-                    "validation loss before and after training on it")
+        raise _fail(
+            where,
+            "merge.validation_size",
+            "must be > 0 (a fraction or a count): the report measures the "
+            "validation loss before and after training on it",
+        )
     if pick_input(config.merge.mbpp_path) is None:
         raise _fail(where, "merge.mbpp_path", f"none of {config.merge.mbpp_path} exists (and none is a hub id)")
     preset = config.train.get("preset")
@@ -252,8 +267,11 @@ def validate(config: PipelineConfig, where: Origins) -> None:
     ev = config.evaluate
     bad = [b for b in ev.benchmarks if b not in BENCHMARKS]
     if bad or not ev.benchmarks:
-        raise _fail(where, "evaluate.benchmarks", f"{bad or 'empty'}; choose from {', '.join(BENCHMARKS)}"
-                    f"{nearest(bad[0], BENCHMARKS) if bad else ''}")
+        raise _fail(
+            where,
+            "evaluate.benchmarks",
+            f"{bad or 'empty'}; choose from {', '.join(BENCHMARKS)}{nearest(bad[0], BENCHMARKS) if bad else ''}",
+        )
     bad_runs = [r for r in ev.runs if r not in RUNS]
     if bad_runs or not ev.runs:
         raise _fail(where, "evaluate.runs", f"{bad_runs or 'empty'}; choose from {', '.join(RUNS)}")
@@ -261,8 +279,9 @@ def validate(config: PipelineConfig, where: Origins) -> None:
 
     for style in ev.prompt_styles:
         if style not in STYLES:
-            raise _fail(where, "evaluate.prompt_styles", f"{style!r}{nearest(style, STYLES)}; choose from "
-                        f"{', '.join(STYLES)}")
+            raise _fail(
+                where, "evaluate.prompt_styles", f"{style!r}{nearest(style, STYLES)}; choose from {', '.join(STYLES)}"
+            )
     for key in ("num_samples", "max_new_tokens", "batch_size", "nproc"):
         if getattr(ev, key) < 1:
             raise _fail(where, f"evaluate.{key}", f"must be >= 1, got {getattr(ev, key)}")
@@ -276,26 +295,44 @@ def _validate_source(name: str, source: SourceConfig, where: Origins) -> None:
         return
     if name in LLM_SOURCES:
         if source.input:
-            raise _fail(where, f"{key}.input", f"{name} makes its own data from a teacher; pass its input "
-                        "options (--paths, --seed-tasks, ...) in args")
+            raise _fail(
+                where,
+                f"{key}.input",
+                f"{name} makes its own data from a teacher; pass its input "
+                "options (--paths, --seed-tasks, ...) in args",
+            )
         if not source.teacher:
-            raise _fail(where, f"{key}.teacher", f"{name} needs a teacher: `teacher: local` (the embedded "
-                        "SmolLM2, or teacher_model: a folder) or `teacher: openai` with base_url and teacher_model")
+            raise _fail(
+                where,
+                f"{key}.teacher",
+                f"{name} needs a teacher: `teacher: local` (the embedded "
+                "SmolLM2, or teacher_model: a folder) or `teacher: openai` with base_url and teacher_model",
+            )
         if source.teacher not in TEACHERS:
-            raise _fail(where, f"{key}.teacher", f"{source.teacher!r}; choose from {', '.join(TEACHERS)}"
-                        f"{nearest(source.teacher, TEACHERS)}")
+            raise _fail(
+                where,
+                f"{key}.teacher",
+                f"{source.teacher!r}; choose from {', '.join(TEACHERS)}{nearest(source.teacher, TEACHERS)}",
+            )
         if source.teacher == "openai":
             if not (source.base_url or os.environ.get("OPENAI_BASE_URL")):
-                raise _fail(where, f"{key}.base_url", "teacher: openai needs the endpoint (base_url, or "
-                            "$OPENAI_BASE_URL)")
+                raise _fail(
+                    where, f"{key}.base_url", "teacher: openai needs the endpoint (base_url, or $OPENAI_BASE_URL)"
+                )
             if not (source.teacher_model or os.environ.get("OPENAI_MODEL")):
-                raise _fail(where, f"{key}.teacher_model", "teacher: openai needs the served model name "
-                            "(teacher_model, or $OPENAI_MODEL)")
+                raise _fail(
+                    where,
+                    f"{key}.teacher_model",
+                    "teacher: openai needs the served model name (teacher_model, or $OPENAI_MODEL)",
+                )
         return
     if source.teacher or source.teacher_model or source.base_url:
         raise _fail(where, f"{key}.teacher", f"{name} reads a dataset and uses no teacher")
     if not source.input:
-        raise _fail(where, f"{key}.input", "give the dataset: a local file or folder, or a hub id (a list: "
-                    "the first that exists)")
+        raise _fail(
+            where,
+            f"{key}.input",
+            "give the dataset: a local file or folder, or a hub id (a list: the first that exists)",
+        )
     if pick_input(source.input) is None:
         raise _fail(where, f"{key}.input", f"none of {source.input} exists, and none is a hub id")

@@ -1,13 +1,13 @@
 """The pipeline's report: the seeds' tables, plots, and one provenance.json that chains every number to its inputs.
 
-    OUT/report/report.md        pass@k tables (base vs tuned, per benchmark), the per-source data table,
-                                training (validation loss before/after), the stages and their times
-    OUT/report/passk.png        pass@k curves of every run
-    OUT/report/loss.png         the training loss curve
-    OUT/report/composition.png  the merged dataset by source and by language
-    OUT/report/provenance.json  dataset manifest (sha256) -> training config + data fingerprint ->
-                                adapter (sha256) -> sampling fingerprint -> metrics, with the checks that
-                                each link holds (the adapter evaluated is the one trained on this dataset)
+OUT/report/report.md        pass@k tables (base vs tuned, per benchmark), the per-source data table,
+                            training (validation loss before/after), the stages and their times
+OUT/report/passk.png        pass@k curves of every run
+OUT/report/loss.png         the training loss curve
+OUT/report/composition.png  the merged dataset by source and by language
+OUT/report/provenance.json  dataset manifest (sha256) -> training config + data fingerprint ->
+                            adapter (sha256) -> sampling fingerprint -> metrics, with the checks that
+                            each link holds (the adapter evaluated is the one trained on this dataset)
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ from main.flow.stages import describe
 from main.pipeline import Plan, eval_folder, short_name
 from main.training.config import make_config
 
-SOURCE_LABELS = {"self_instruct": "Self-instruct", "reverse_instruct": "Reverse instruction (only instruction "
-                 "generation)", "codealpaca": "CodeAlpaca", "codecontests": "DeepMind's Code Contests"}
+SOURCE_LABELS = {
+    "self_instruct": "Self-instruct",
+    "reverse_instruct": "Reverse instruction (only instruction generation)",
+    "codealpaca": "CodeAlpaca",
+    "codecontests": "DeepMind's Code Contests",
+}
 
 
 def write_pipeline_report(plan: Plan, seconds: float) -> Path:
@@ -50,8 +54,11 @@ def write_pipeline_report(plan: Plan, seconds: float) -> Path:
 
 
 def eval_folders(plan: Plan) -> list[Path]:
-    return [eval_folder(plan.out, run, bench) for bench in plan.config.evaluate.benchmarks
-            for run in plan.config.evaluate.runs]
+    return [
+        eval_folder(plan.out, run, bench)
+        for bench in plan.config.evaluate.benchmarks
+        for run in plan.config.evaluate.runs
+    ]
 
 
 def _loss_plot(plan: Plan, folder: Path) -> None:
@@ -59,8 +66,11 @@ def _loss_plot(plan: Plan, folder: Path) -> None:
 
     metrics = plan.out / "train" / "metrics.jsonl"
     if metrics.is_file():
-        plot_loss_curve(metrics, folder / "loss.png",
-                        title=f"{plan.config.name}: {plan.train['mode']} {short_name(plan.model_label)}")
+        plot_loss_curve(
+            metrics,
+            folder / "loss.png",
+            title=f"{plan.config.name}: {plan.train['mode']} {short_name(plan.model_label)}",
+        )
     elif (plan.out / "train" / "loss.png").is_file():
         shutil.copy(plan.out / "train" / "loss.png", folder / "loss.png")
 
@@ -99,71 +109,124 @@ def _stage_outputs(plan: Plan) -> dict[str, str]:
     return outputs
 
 
-def build_provenance(plan: Plan, manifest: dict[str, Any], training: dict[str, Any],
-                     runs: list[tuple[str, dict[str, Any]]], seconds: float) -> dict[str, Any]:
+def build_provenance(
+    plan: Plan,
+    manifest: dict[str, Any],
+    training: dict[str, Any],
+    runs: list[tuple[str, dict[str, Any]]],
+    seconds: float,
+) -> dict[str, Any]:
     dataset = plan.out / "dataset"
     outputs = _stage_outputs(plan)
-    data = {"manifest": str(dataset / "manifest.json"), "manifest_sha256": file_sha256(str(dataset / "manifest.json")),
-            "config_fingerprint": manifest["config_fingerprint"],
-            "train": {"path": str(dataset / "train.jsonl"), "sha256": file_sha256(str(dataset / "train.jsonl"))},
-            "validation": {"path": str(dataset / "validation.jsonl"),
-                           "sha256": file_sha256(str(dataset / "validation.jsonl"))},
-            "inputs": [{"path": i["path"], "sha256": i["sha256"], "rows": i["rows"]} for i in manifest["inputs"]],
-            "counts": manifest["counts"]}
+    data = {
+        "manifest": str(dataset / "manifest.json"),
+        "manifest_sha256": file_sha256(str(dataset / "manifest.json")),
+        "config_fingerprint": manifest["config_fingerprint"],
+        "train": {"path": str(dataset / "train.jsonl"), "sha256": file_sha256(str(dataset / "train.jsonl"))},
+        "validation": {
+            "path": str(dataset / "validation.jsonl"),
+            "sha256": file_sha256(str(dataset / "validation.jsonl")),
+        },
+        "inputs": [{"path": i["path"], "sha256": i["sha256"], "rows": i["rows"]} for i in manifest["inputs"]],
+        "counts": manifest["counts"],
+    }
     final = plan.out / "train" / "final"
-    train = {"config": str(plan.out / "train.yaml"), "config_fingerprint": training["config_fingerprint"],
-             "data_fingerprint": training["data_fingerprint"], "train_data": training["train_data"],
-             "prompt_format": training["prompt_format"], "base_model": training["base_model"],
-             "mode": training["mode"], "val_loss": training["val_loss"], "weights": str(final),
-             "weights_sha256": training["weights_sha256"]}
+    train = {
+        "config": str(plan.out / "train.yaml"),
+        "config_fingerprint": training["config_fingerprint"],
+        "data_fingerprint": training["data_fingerprint"],
+        "train_data": training["train_data"],
+        "prompt_format": training["prompt_format"],
+        "base_model": training["base_model"],
+        "mode": training["mode"],
+        "val_loss": training["val_loss"],
+        "weights": str(final),
+        "weights_sha256": training["weights_sha256"],
+    }
     evaluations = [_evaluation(name, m, outputs) for name, m in runs]
     tuned = [e for e in evaluations if e["run"] == "tuned"]
     base = [e for e in evaluations if e["run"] == "base"]
     checks = {
-        "the training data is this merge's train split":
-            training["train_data"].get("sha256") == data["train"]["sha256"],
-        "the training data's manifest is this merge's manifest":
-            training["train_data"].get("manifest", {}).get("sha256") == data["manifest_sha256"],
-        "every source the merge read is a source output of this run":
-            {i["sha256"] for i in data["inputs"]} <= set(outputs.values()),
-        "the weights were trained with this pipeline's training config":
-            training["config_fingerprint"] == fingerprint(make_config(plan.train).to_dict()),
+        "the training data is this merge's train split": training["train_data"].get("sha256")
+        == data["train"]["sha256"],
+        "the training data's manifest is this merge's manifest": training["train_data"]
+        .get("manifest", {})
+        .get("sha256")
+        == data["manifest_sha256"],
+        "every source the merge read is a source output of this run": {i["sha256"] for i in data["inputs"]}
+        <= set(outputs.values()),
+        "the weights were trained with this pipeline's training config": training["config_fingerprint"]
+        == fingerprint(make_config(plan.train).to_dict()),
         "the weights were tuned from this pipeline's base model": training["base_model"] == plan.model_label,
         # None: not applicable (no run of that kind was evaluated)
-        "the tuned runs sampled, hashed afresh, the weights this training wrote":
-            all(e["weights_sha256"] == training["weights_sha256"] for e in tuned) if tuned else None,
-        "the tuned and base runs name the same base checkpoint":
-            len({e["base_checkpoint"] for e in evaluations} | {plan.model_label}) == 1 if evaluations else None,
-        "the base runs sampled this pipeline's base model":
-            all(e["model"] == plan.model_label and not e["adapter"] for e in base) if base else None,
-        "every metrics file evaluated the samples this run generated":
-            all(e["samples_sha256_matches"] for e in evaluations),
+        "the tuned runs sampled, hashed afresh, the weights this training wrote": all(
+            e["weights_sha256"] == training["weights_sha256"] for e in tuned
+        )
+        if tuned
+        else None,
+        "the tuned and base runs name the same base checkpoint": len(
+            {e["base_checkpoint"] for e in evaluations} | {plan.model_label}
+        )
+        == 1
+        if evaluations
+        else None,
+        "the base runs sampled this pipeline's base model": all(
+            e["model"] == plan.model_label and not e["adapter"] for e in base
+        )
+        if base
+        else None,
+        "every metrics file evaluated the samples this run generated": all(
+            e["samples_sha256_matches"] for e in evaluations
+        ),
     }
-    return {"pipeline": {"name": plan.config.name, "config": plan.config.to_dict(),
-                         "config_fingerprint": fingerprint(plan.config.to_dict()), "model": plan.model_label,
-                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(seconds, 1),
-                         "machine": _machine(), "versions": package_versions()},
-            "sources": plan.sources, "dataset": data, "training": train, "evaluations": evaluations,
-            "stages": describe(plan.results), "checks": checks}
+    return {
+        "pipeline": {
+            "name": plan.config.name,
+            "config": plan.config.to_dict(),
+            "config_fingerprint": fingerprint(plan.config.to_dict()),
+            "model": plan.model_label,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "wall_seconds": round(seconds, 1),
+            "machine": _machine(),
+            "versions": package_versions(),
+        },
+        "sources": plan.sources,
+        "dataset": data,
+        "training": train,
+        "evaluations": evaluations,
+        "stages": describe(plan.results),
+        "checks": checks,
+    }
 
 
 def _evaluation(name: str, metrics: dict[str, Any], outputs: dict[str, str]) -> dict[str, Any]:
     fp = metrics["fingerprint"] if isinstance(metrics.get("fingerprint"), dict) else {}
     samples = metrics["samples"]
     meta = Path(samples["path"] + ".meta.json")
-    return {"run": name.split("-")[0], "folder": name, "benchmark": metrics["benchmark"],
-            "run_name": fp.get("run_name"), "model": fp.get("model"), "adapter": fp.get("adapter"),
-            "adapter_sha256": fp.get("adapter_sha256"), "weights_sha256": fp.get("weights_sha256"),
-            "base_checkpoint": fp.get("base_checkpoint"), "prompt_style": fp.get("prompt_style"),
-            "decoding": fp.get("decoding"), "tasks": metrics["num_tasks"],
-            "subset": (fp.get("dataset") or {}).get("subset"),
-            "sampling_fingerprint": fingerprint({k: v for k, v in fp.items() if k not in ("rank0_stats", "backend")}),
-            "samples": samples["path"], "samples_sha256": samples["sha256"],
-            "samples_sha256_matches": outputs.get(samples["path"]) == samples["sha256"],
-            "samples_meta_sha256": file_sha256(str(meta)) if meta.is_file() else None,
-            "metrics": str(Path(samples["path"]).parent / "metrics.json"),
-            "metrics_sha256": file_sha256(str(Path(samples["path"]).parent / "metrics.json")),
-            **{k: v for k, v in metrics.items() if k.startswith("pass@")}, "empty": metrics.get("empty")}
+    return {
+        "run": name.split("-")[0],
+        "folder": name,
+        "benchmark": metrics["benchmark"],
+        "run_name": fp.get("run_name"),
+        "model": fp.get("model"),
+        "adapter": fp.get("adapter"),
+        "adapter_sha256": fp.get("adapter_sha256"),
+        "weights_sha256": fp.get("weights_sha256"),
+        "base_checkpoint": fp.get("base_checkpoint"),
+        "prompt_style": fp.get("prompt_style"),
+        "decoding": fp.get("decoding"),
+        "tasks": metrics["num_tasks"],
+        "subset": (fp.get("dataset") or {}).get("subset"),
+        "sampling_fingerprint": fingerprint({k: v for k, v in fp.items() if k not in ("rank0_stats", "backend")}),
+        "samples": samples["path"],
+        "samples_sha256": samples["sha256"],
+        "samples_sha256_matches": outputs.get(samples["path"]) == samples["sha256"],
+        "samples_meta_sha256": file_sha256(str(meta)) if meta.is_file() else None,
+        "metrics": str(Path(samples["path"]).parent / "metrics.json"),
+        "metrics_sha256": file_sha256(str(Path(samples["path"]).parent / "metrics.json")),
+        **{k: v for k, v in metrics.items() if k.startswith("pass@")},
+        "empty": metrics.get("empty"),
+    }
 
 
 def _machine() -> dict[str, Any]:
@@ -175,17 +238,30 @@ def _machine() -> dict[str, Any]:
 # ---------------------------------------------------------------- report.md
 
 
-def render(plan: Plan, manifest: dict[str, Any], training: dict[str, Any], runs: list[tuple[str, dict[str, Any]]],
-           provenance: dict[str, Any], seconds: float) -> str:
+def render(
+    plan: Plan,
+    manifest: dict[str, Any],
+    training: dict[str, Any],
+    runs: list[tuple[str, dict[str, Any]]],
+    provenance: dict[str, Any],
+    seconds: float,
+) -> str:
     machine = provenance["pipeline"]["machine"]
     skipped = sum(r.status == "skipped" for r in plan.results)
     stage_minutes = sum(r.seconds for r in plan.results) / 60
-    timing = (f"{seconds / 60:.1f} min for the whole flow" if not skipped else
-              f"{seconds / 60:.1f} min for this run ({skipped} of {len(plan.results)} stages were up to date); the "
-              f"stages took {stage_minutes:.1f} min when they ran")
-    lines = [f"# codecapy: {plan.config.name}", "",
-             f"{time.strftime('%Y-%m-%d')}, {machine['cpus']} CPUs, {timing}. Base model `{plan.model_label}`; "
-             "every number below chains to its inputs in `provenance.json`.", ""]
+    timing = (
+        f"{seconds / 60:.1f} min for the whole flow"
+        if not skipped
+        else f"{seconds / 60:.1f} min for this run ({skipped} of {len(plan.results)} stages were up to date); the "
+        f"stages took {stage_minutes:.1f} min when they ran"
+    )
+    lines = [
+        f"# codecapy: {plan.config.name}",
+        "",
+        f"{time.strftime('%Y-%m-%d')}, {machine['cpus']} CPUs, {timing}. Base model `{plan.model_label}`; "
+        "every number below chains to its inputs in `provenance.json`.",
+        "",
+    ]
     lines += benchmark_tables(runs, heading="## pass@k:", with_details=False)
     lines += ["![pass@k](passk.png)", ""]
     lines += data_table(plan, manifest) + training_section(training, plan.out / "train")
@@ -207,8 +283,11 @@ def data_table(plan: Plan, manifest: dict[str, Any]) -> list[str]:
             rows.append(f"| {SOURCE_LABELS[name]} | {kept:,} |")
     rows.append(f"| **Total** | **{manifest['counts']['kept']:,}** |")
     rows.append("")
-    skipped = [f"{SOURCE_LABELS[n]} ({i['status']}{': ' + i['error'] if i.get('error') else ''})"
-               for n, i in plan.sources.items() if i["status"] != "used"]
+    skipped = [
+        f"{SOURCE_LABELS[n]} ({i['status']}{': ' + i['error'] if i.get('error') else ''})"
+        for n, i in plan.sources.items()
+        if i["status"] != "used"
+    ]
     counts = manifest["counts"]
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "none"
     splits = " / ".join(f"{n:,} {name}" for name, n in counts["splits"].items())
@@ -229,11 +308,17 @@ def training_section(training: dict[str, Any], folder: Path) -> list[str]:
     loss = training["val_loss"]
     before, after = loss.get("before"), loss.get("after")
     change = f"{before:.4f} → {after:.4f}" if before is not None and after is not None else "not measured"
-    return ["## Training", "",
-            f"{training['mode']} on `{training['base_model']}` in the {training['prompt_format']} format: "
-            f"{steps} steps of {config['global_batch_size']} examples{tokens} from a training split of "
-            f"{data['train']['examples']:,} examples, lr {config['lr']}; validation loss {change} on "
-            f"{data['val']['examples']} held-out examples.", "", "![loss](loss.png)", ""]
+    return [
+        "## Training",
+        "",
+        f"{training['mode']} on `{training['base_model']}` in the {training['prompt_format']} format: "
+        f"{steps} steps of {config['global_batch_size']} examples{tokens} from a training split of "
+        f"{data['train']['examples']:,} examples, lr {config['lr']}; validation loss {change} on "
+        f"{data['val']['examples']} held-out examples.",
+        "",
+        "![loss](loss.png)",
+        "",
+    ]
 
 
 def run_details(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:

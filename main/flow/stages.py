@@ -74,8 +74,9 @@ def stage_fingerprint(stage: Stage) -> str:
         raise FileNotFoundError(f"stage {stage.name}: missing input {missing[0]}")
     command = stage.key or stage.command
     command = ["python" if i == 0 and arg == sys.executable else arg for i, arg in enumerate(command)]
-    return fingerprint({"command": command, "settings": stage.settings,
-                        "inputs": {str(p): path_sha256(p) for p in stage.inputs}})
+    return fingerprint(
+        {"command": command, "settings": stage.settings, "inputs": {str(p): path_sha256(p) for p in stage.inputs}}
+    )
 
 
 class Runner:
@@ -127,9 +128,16 @@ class Runner:
             error = f"finished but did not write {missing[0]}"
             print(f"[{index}/{total}] {stage.name}: FAILED: {error}", flush=True)
             return StageResult(stage.name, "failed", seconds, fp, outputs, error)
-        record = {"stage": stage.name, "fingerprint": fp, "command": stage.command, "settings": stage.settings,
-                  "inputs": {str(p): path_sha256(p) for p in stage.inputs}, "outputs": outputs,
-                  "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "stage": stage.name,
+            "fingerprint": fp,
+            "command": stage.command,
+            "settings": stage.settings,
+            "inputs": {str(p): path_sha256(p) for p in stage.inputs},
+            "outputs": outputs,
+            "seconds": round(seconds, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         with atomic_path(self.marker(stage.name)) as tmp:
             tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         self._started(stage.name).unlink(missing_ok=True)
@@ -160,14 +168,24 @@ class Runner:
         """Run the command, echoing its output (progress bars too) and keeping it in the stage's log;
         returns the exit code and the last meaningful line of output."""
         # Run where the pipeline runs (its paths are relative to here), with the repo importable.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **stage.env,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(self.repo), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **stage.env,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.repo), os.environ.get("PYTHONPATH")])),
+        }
         log_path = self.root / "logs" / f"{stage.name.replace(':', '-')}.log"
         last = ""
         with open(log_path, "ab") as log_file:
             log_file.write(f"\n$ {shlex.join(stage.command)}\n".encode())
-            proc = subprocess.Popen(stage.command, cwd=self.cwd, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                stage.command,
+                cwd=self.cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
             assert proc.stdout is not None
             try:
                 while chunk := proc.stdout.read1(65536):
@@ -208,10 +226,27 @@ def torchrun(nproc: int, module: str, *args: str) -> list[str]:
     """`python -m module` for one process, torchrun's standalone launcher for several."""
     if nproc <= 1:
         return python_module(module, *args)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "-m", module, *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        module,
+        *args,
+    ]
 
 
 def describe(results: Sequence[StageResult]) -> list[dict[str, Any]]:
-    return [{"stage": r.name, "status": r.status, "seconds": round(r.seconds, 1), "fingerprint": r.fingerprint,
-             **({"error": r.error} if r.error else {})} for r in results]
+    return [
+        {
+            "stage": r.name,
+            "status": r.status,
+            "seconds": round(r.seconds, 1),
+            "fingerprint": r.fingerprint,
+            **({"error": r.error} if r.error else {}),
+        }
+        for r in results
+    ]

@@ -102,9 +102,19 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model: str, *, adapter: str | None = None, merge_adapter: bool = True,
-                 dtype: str = "auto", device: str | None = None, quantize: str | None = None,
-                 models_dir: Path | None = None, threads: int | None = None, decode: str = "compact") -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        merge_adapter: bool = True,
+        dtype: str = "auto",
+        device: str | None = None,
+        quantize: str | None = None,
+        models_dir: Path | None = None,
+        threads: int | None = None,
+        decode: str = "compact",
+    ) -> None:
         import torch
         from transformers import AutoTokenizer
 
@@ -122,8 +132,13 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"  # decoder-only: the new tokens must follow every prompt
         self.lm = self._load(merge_adapter)
         config_eos = self.lm.generation_config.eos_token_id
-        self.eos_ids = sorted({int(t) for t in (config_eos if isinstance(config_eos, list) else [config_eos])
-                               + [self.tokenizer.eos_token_id] if t is not None})
+        self.eos_ids = sorted(
+            {
+                int(t)
+                for t in (config_eos if isinstance(config_eos, list) else [config_eos]) + [self.tokenizer.eos_token_id]
+                if t is not None
+            }
+        )
         if not self.eos_ids:
             raise RuntimeError(f"{self.path}: neither the tokenizer nor the model names an EOS token")
         if self.tokenizer.pad_token_id is None:
@@ -140,9 +155,11 @@ class TransformersBackend:
             from transformers import BitsAndBytesConfig
 
             compute = self.dtype if self.dtype != _torch().float32 else _torch().bfloat16
-            kwargs["quantization_config"] = (BitsAndBytesConfig(load_in_8bit=True) if self.quantize == "8bit" else
-                                             BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute,
-                                                                bnb_4bit_quant_type="nf4"))
+            kwargs["quantization_config"] = (
+                BitsAndBytesConfig(load_in_8bit=True)
+                if self.quantize == "8bit"
+                else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute, bnb_4bit_quant_type="nf4")
+            )
             kwargs["device_map"] = {"": self.device.index or 0} if self.device.type == "cuda" else {"": "cpu"}
         lm = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
         if not self.quantize:
@@ -156,9 +173,15 @@ class TransformersBackend:
         return lm.eval()
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model_path": str(self.path), "device": str(self.device),
-                "dtype": str(self.dtype).removeprefix("torch."), "quantization": self.quantize,
-                "adapter_merged": self.adapter_merged, "decode": self.decode}
+        return {
+            "backend": self.name,
+            "model_path": str(self.path),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "quantization": self.quantize,
+            "adapter_merged": self.adapter_merged,
+            "decode": self.decode,
+        }
 
     def generate(self, rows: Sequence[Row], settings: SamplingSettings) -> list[Generation]:
         """All rows in one `generate`; on CUDA out-of-memory, the two halves one after the other."""
@@ -189,24 +212,31 @@ class TransformersBackend:
             raise ValueError(f"a prompt of {prompt_len} tokens leaves no room in the context of {self.max_context}")
         forbidden = None if self.pad_id in self.eos_ids else self.pad_id  # pad marks finished rows only
         processors = LogitsProcessorList(
-            [ForbidToken(forbidden)] if settings.greedy else
-            [RowSampler([r.seed for r in rows], settings, self.device, forbidden)])
+            [ForbidToken(forbidden)]
+            if settings.greedy
+            else [RowSampler([r.seed for r in rows], settings, self.device, forbidden)]
+        )
         criteria = StoppingCriteriaList()
         if settings.stop or settings.stop_after_fence:
             criteria.append(StopOnText(self.tokenizer, prompt_len, settings.stop, settings.stop_after_fence))
         stopper = criteria[0] if len(criteria) else None
-        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1,
-                                  eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
+        config = GenerationConfig(
+            max_new_tokens=max_new, do_sample=False, num_beams=1, eos_token_id=self.eos_ids, pad_token_id=self.pad_id
+        )
         which = torch.tensor([prompts.index((r.prompt, r.templated)) for r in rows], device=self.device)
         with torch.inference_mode():
             if self.decode == "compact" and prompt_len > 1:
                 new_tokens = compact_decode(self.lm, encoded, which, processors[0], stopper, max_new, self.eos_ids)
             else:
                 cache = prefill(self.lm, encoded, which) if self.decode != "plain" and prompt_len > 1 else None
-                output = self.lm.generate(input_ids=encoded["input_ids"][which],
-                                          attention_mask=encoded["attention_mask"][which], cache=cache,
-                                          generation_config=config, logits_processor=processors,
-                                          stopping_criteria=criteria)
+                output = self.lm.generate(
+                    input_ids=encoded["input_ids"][which],
+                    attention_mask=encoded["attention_mask"][which],
+                    cache=cache,
+                    generation_config=config,
+                    logits_processor=processors,
+                    stopping_criteria=criteria,
+                )
                 new_tokens = output[:, prompt_len:].tolist()
         ids = [encoded["input_ids"][i][encoded["attention_mask"][i].bool()].tolist() for i in which.tolist()]
         return [self._decode(p, new, settings) for p, new in zip(ids, new_tokens)]
@@ -218,8 +248,10 @@ class TransformersBackend:
         longest = max(len(x) for x in ids)
         padded = [[self.pad_id] * (longest - len(x)) + x for x in ids]
         mask = [[0] * (longest - len(x)) + [1] * len(x) for x in ids]
-        return {"input_ids": torch.tensor(padded, device=self.device),
-                "attention_mask": torch.tensor(mask, device=self.device)}
+        return {
+            "input_ids": torch.tensor(padded, device=self.device),
+            "attention_mask": torch.tensor(mask, device=self.device),
+        }
 
     def _decode(self, prompt_ids: list[int], tokens: list[int], settings: SamplingSettings) -> Generation:
         """Text of one row. Decoded as prompt + new minus the prompt's text: sentencepiece tokenizers
@@ -230,7 +262,7 @@ class TransformersBackend:
         kwargs = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
         head = self.tokenizer.decode(prompt_ids, **kwargs)
         full = self.tokenizer.decode(prompt_ids + tokens[:end], **kwargs)
-        text = full[len(head):] if full.startswith(head) else self.tokenizer.decode(tokens[:end], **kwargs)
+        text = full[len(head) :] if full.startswith(head) else self.tokenizer.decode(tokens[:end], **kwargs)
         return Generation(text, finish_reason(text, settings, hit_eos), end + int(hit_eos))
 
     def close(self) -> None:
@@ -244,9 +276,17 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model: str, *, adapter: str | None = None, dtype: str = "auto",
-                 quantize: str | None = None, tensor_parallel_size: int = 1, models_dir: Path | None = None,
-                 gpu_memory_utilization: float = 0.9) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        dtype: str = "auto",
+        quantize: str | None = None,
+        tensor_parallel_size: int = 1,
+        models_dir: Path | None = None,
+        gpu_memory_utilization: float = 0.9,
+    ) -> None:
         world, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
         if world > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
             # Under torchrun every rank would otherwise start its engine on GPU 0.
@@ -254,8 +294,13 @@ class VLLMBackend:
         vllm = _require("vllm", "--backend vllm", "vllm (on a CUDA machine)")
         self.vllm, self.adapter = vllm, adapter
         self.path = resolve_model_spec(model, models_dir)
-        kwargs: dict[str, Any] = {"model": str(self.path), "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
-                                  "gpu_memory_utilization": gpu_memory_utilization, "enable_lora": bool(adapter)}
+        kwargs: dict[str, Any] = {
+            "model": str(self.path),
+            "dtype": dtype,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "enable_lora": bool(adapter),
+        }
         if quantize:
             kwargs["quantization"] = "bitsandbytes"
         self.llm = vllm.LLM(**kwargs)
@@ -267,29 +312,41 @@ class VLLMBackend:
         self.quantize = quantize
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model_path": str(self.path), "quantization": self.quantize,
-                "vllm": getattr(self.vllm, "__version__", None)}
+        return {
+            "backend": self.name,
+            "model_path": str(self.path),
+            "quantization": self.quantize,
+            "vllm": getattr(self.vllm, "__version__", None),
+        }
 
     def sampling_params(self, row: Row, settings: SamplingSettings) -> Any:
         return self.vllm.SamplingParams(
-            n=1, temperature=0.0 if settings.greedy else settings.temperature,
+            n=1,
+            temperature=0.0 if settings.greedy else settings.temperature,
             top_p=1.0 if settings.greedy else settings.top_p,
             top_k=-1 if settings.greedy or not settings.top_k else settings.top_k,
-            max_tokens=settings.max_new_tokens, stop=list(settings.stop), seed=row.seed)
+            max_tokens=settings.max_new_tokens,
+            stop=list(settings.stop),
+            seed=row.seed,
+        )
 
     def generate(self, rows: Sequence[Row], settings: SamplingSettings) -> list[Generation]:
         params = [self.sampling_params(row, settings) for row in rows]
         tokenizer = self.llm.get_tokenizer()  # token ids, so a chat prompt gets no second BOS
-        prompts = [{"prompt_token_ids": encode_prompt(tokenizer, row.prompt, templated=row.templated)}
-                   for row in rows]
+        prompts = [{"prompt_token_ids": encode_prompt(tokenizer, row.prompt, templated=row.templated)} for row in rows]
         outputs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
         results = []
         for output in outputs:
             best = output.outputs[0]
             # vLLM strips a matched stop string and names it in stop_reason; EOS leaves it None.
             hit_eos = best.finish_reason == "stop" and best.stop_reason is None
-            results.append(Generation(best.text, "stop" if best.stop_reason is not None else
-                                      finish_reason(best.text, settings, hit_eos), len(best.token_ids)))
+            results.append(
+                Generation(
+                    best.text,
+                    "stop" if best.stop_reason is not None else finish_reason(best.text, settings, hit_eos),
+                    len(best.token_ids),
+                )
+            )
         return results
 
     def close(self) -> None:
@@ -306,14 +363,29 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, model: str | None, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 16, timeout: float = 120.0, max_retries: int = 6,
-                 cache_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        cache_dir: str | None = None,
+    ) -> None:
         from data_generation.teacher.openai_client import OpenAIConfig, OpenAITeacher
 
-        config = OpenAIConfig.from_env(base_url=base_url, model=model, api_key_env=api_key_env,
-                                       concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                                       cache_dir=cache_dir, progress=False)
+        config = OpenAIConfig.from_env(
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache_dir=cache_dir,
+            progress=False,
+        )
         self.teacher = OpenAITeacher(config)
         self.model = self.teacher.model
 
@@ -325,16 +397,30 @@ class OpenAIBackend:
 
         if settings.top_k:
             log.warning("the OpenAI API has no top-k: ignoring top_k=%d", settings.top_k)
-        def decoding(row: Row) -> Decoding:
-            return Decoding(temperature=0.0 if settings.greedy else settings.temperature,
-                            top_p=1.0 if settings.greedy else settings.top_p, max_tokens=settings.max_new_tokens,
-                            n=1, stop=settings.stop[:OPENAI_MAX_STOPS], seed=row.seed)
 
-        requests = [Request(messages=row.messages, decoding=decoding(row)) if row.messages is not None else
-                    Request(prompt=row.prompt, decoding=decoding(row)) for row in rows]
+        def decoding(row: Row) -> Decoding:
+            return Decoding(
+                temperature=0.0 if settings.greedy else settings.temperature,
+                top_p=1.0 if settings.greedy else settings.top_p,
+                max_tokens=settings.max_new_tokens,
+                n=1,
+                stop=settings.stop[:OPENAI_MAX_STOPS],
+                seed=row.seed,
+            )
+
+        requests = [
+            Request(messages=row.messages, decoding=decoding(row))
+            if row.messages is not None
+            else Request(prompt=row.prompt, decoding=decoding(row))
+            for row in rows
+        ]
         # The server strips a matched stop string, so its "stop" covers both EOS and a stop string.
-        return [Generation(c.choices[0].text, "length" if c.choices[0].finish_reason == "length" else "stop",
-                           c.completion_tokens) for c in self.teacher.complete_all(requests)]
+        return [
+            Generation(
+                c.choices[0].text, "length" if c.choices[0].finish_reason == "length" else "stop", c.completion_tokens
+            )
+            for c in self.teacher.complete_all(requests)
+        ]
 
     def close(self) -> None:
         self.teacher.close()
@@ -342,10 +428,11 @@ class OpenAIBackend:
 
 def make_backend(name: str, model: str, **options: Any) -> Backend:
     """The backend `name` for `model`; options irrelevant to that backend are ignored."""
-    pick = {"transformers": ("adapter", "merge_adapter", "dtype", "device", "quantize", "models_dir", "threads",
-                             "decode"),
-            "vllm": ("adapter", "dtype", "quantize", "tensor_parallel_size", "models_dir"),
-            "openai": ("base_url", "api_key_env", "concurrency", "timeout", "max_retries", "cache_dir")}
+    pick = {
+        "transformers": ("adapter", "merge_adapter", "dtype", "device", "quantize", "models_dir", "threads", "decode"),
+        "vllm": ("adapter", "dtype", "quantize", "tensor_parallel_size", "models_dir"),
+        "openai": ("base_url", "api_key_env", "concurrency", "timeout", "max_retries", "cache_dir"),
+    }
     if name not in pick:
         raise ValueError(f"unknown backend {name!r}; choose from {sorted(pick)}")
     kwargs = {k: v for k, v in options.items() if k in pick[name] and v is not None}

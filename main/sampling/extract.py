@@ -36,8 +36,16 @@ PYTHON_FENCE_LANGS = {"", "python", "python3", "py", "py3"}
 CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@)")
 _KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _BUILTINS = frozenset(dir(builtins))
-_TS_TOP = {"function_definition", "class_definition", "decorated_definition", "import_statement",
-           "import_from_statement", "future_import_statement", "expression_statement", "try_statement"}
+_TS_TOP = {
+    "function_definition",
+    "class_definition",
+    "decorated_definition",
+    "import_statement",
+    "import_from_statement",
+    "future_import_statement",
+    "expression_statement",
+    "try_statement",
+}
 
 
 def closed_fence_end(text: str) -> int | None:
@@ -77,10 +85,13 @@ def python_blocks(text: str) -> list[str]:
     lang, lines, inside = "", [], False
     all_lines = text.split("\n")
     fences = [i for i, line in enumerate(all_lines) if line.strip().startswith("```")]
-    if (len(fences) % 2 == 1 and all_lines[fences[0]].strip() == "```"
-            and any(CODE_START.match(line) for line in all_lines[:fences[0]])):
-        lang, lines, inside = "", all_lines[:fences[0]], True
-    for line in all_lines[fences[0] if inside else 0:]:
+    if (
+        len(fences) % 2 == 1
+        and all_lines[fences[0]].strip() == "```"
+        and any(CODE_START.match(line) for line in all_lines[: fences[0]])
+    ):
+        lang, lines, inside = "", all_lines[: fences[0]], True
+    for line in all_lines[fences[0] if inside else 0 :]:
         stripped = line.strip()
         if stripped.startswith("```"):
             if inside:
@@ -104,8 +115,9 @@ def keep_definitions(code: str) -> str:
     builtin (a demo's `str = "hello"` would break every test that calls `str`).
     """
     statements = _statements(textwrap.dedent(code))
-    defined = {node.name for _, node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                         ast.ClassDef))}
+    defined = {
+        node.name for _, node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
     kept = [text for text, node in statements if _keep(node, defined)]
     return "\n\n".join(kept)
 
@@ -117,8 +129,9 @@ def _keep(node: ast.stmt, defined: set[str]) -> bool:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         if any(isinstance(n, ast.Name) and n.id in _BUILTINS for t in targets for n in ast.walk(t)):
             return False
-        return not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in defined
-                       for n in ast.walk(node))
+        return not any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in defined for n in ast.walk(node)
+        )
     if isinstance(node, ast.Try):  # `try: import numpy` / `except ImportError: ...`
         return all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in node.body)
     return False
@@ -135,7 +148,7 @@ def _statements(code: str) -> list[tuple[str, ast.stmt]]:
     out = []
     for node in tree.body:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        out.append(("\n".join(lines[start - 1:node.end_lineno]).rstrip(), node))
+        out.append(("\n".join(lines[start - 1 : node.end_lineno]).rstrip(), node))
     return out
 
 
@@ -173,7 +186,7 @@ def _prefix_statements(code: str) -> list[tuple[str, ast.stmt]]:
                 ast.parse("\n".join(chunk))
             except SyntaxError as exc:
                 bad = exc.lineno or len(chunk)
-                chunk = chunk[:min(bad - 1, len(chunk) - 1)]
+                chunk = chunk[: min(bad - 1, len(chunk) - 1)]
                 continue
             found = _statements("\n".join(chunk))
             if any(isinstance(node, _KEEP) for _, node in found):
@@ -201,8 +214,11 @@ def humaneval_program(code: str, prompt: str, entry_point: str) -> str | None:
     defined = defined_names(code)
     if entry_point not in defined:
         return None
-    preamble = [text for text, node in _statements(prompt)
-                if _keep(node, defined) and getattr(node, "name", None) not in defined | {entry_point}]
+    preamble = [
+        text
+        for text, node in _statements(prompt)
+        if _keep(node, defined) and getattr(node, "name", None) not in defined | {entry_point}
+    ]
     return "\n\n".join(preamble + [code]) + "\n"
 
 
@@ -238,8 +254,15 @@ def _blank_cause(raw: str, stopped_by: str | None, finish_reason: str | None) ->
     return "EOS at once" if finish_reason == "eos" else "empty generation"
 
 
-def extract_completion(raw: str, style: PromptStyle, problem: Problem, *, stop: Iterable[str],
-                       after_fence: bool, finish_reason: str | None = None) -> Extraction:
+def extract_completion(
+    raw: str,
+    style: PromptStyle,
+    problem: Problem,
+    *,
+    stop: Iterable[str],
+    after_fence: bool,
+    finish_reason: str | None = None,
+) -> Extraction:
     """What gets executed for `raw` under `style`: a continuation of the prompt, or a full program.
     `stop`/`after_fence`: the stop rule the generation ran with (the style's, the user's, or none);
     `finish_reason`: the backend's ("eos", "stop", "length"), to tell an immediate EOS apart."""
@@ -249,8 +272,13 @@ def extract_completion(raw: str, style: PromptStyle, problem: Problem, *, stop: 
     blocks = python_blocks(text)
     sources = blocks if blocks else [text]
     program = "\n\n".join(kept for kept in map(keep_definitions, sources) if kept)
-    cause = (_blank_cause(raw, reason, finish_reason) if not text.strip() else
-             "empty code block" if "```" in text and not any(b.strip() for b in blocks) else None)
+    cause = (
+        _blank_cause(raw, reason, finish_reason)
+        if not text.strip()
+        else "empty code block"
+        if "```" in text and not any(b.strip() for b in blocks)
+        else None
+    )
     if problem.benchmark == "humaneval" and problem.entry_point:
         full = humaneval_program(program, problem.prompt, problem.entry_point)
         return Extraction(full if full is not None else _as_body("\n".join(sources), problem.prompt), reason, cause)

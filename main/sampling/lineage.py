@@ -48,8 +48,16 @@ def training_summary(training: dict[str, Any] | None, weights_sha256: str | None
     whether the weights on disk (`weights_sha256`, hashed now) are the ones that training wrote."""
     if training is None:
         return None
-    keys = ("run_name", "mode", "base_model", "prompt_format", "train_data", "config_fingerprint", "val_loss",
-            "weights_sha256")
+    keys = (
+        "run_name",
+        "mode",
+        "base_model",
+        "prompt_format",
+        "train_data",
+        "config_fingerprint",
+        "val_loss",
+        "weights_sha256",
+    )
     summary = {k: training.get(k) for k in keys}
     summary["weights_verified"] = weights_sha256 is not None and weights_sha256 == training.get("weights_sha256")
     return summary
@@ -81,8 +89,7 @@ def resolve_model(args: argparse.Namespace) -> ModelInfo:
     else:
         base = tuned_from(path, label, training)
     if args.adapter and args.run_name is None and training is None:
-        log.warning("%s has no %s: the report cannot chain it to its training data", args.adapter,
-                    TRAINING_INFO_FILE)
+        log.warning("%s has no %s: the report cannot chain it to its training data", args.adapter, TRAINING_INFO_FILE)
     name = args.run_name or (training or {}).get("run_name") or label.split("/")[-1]
     return ModelInfo(label, str(path), base, training, adapter_sha, name, weights)
 
@@ -108,11 +115,14 @@ def choose_style(args: argparse.Namespace, tokenizer: Any, training: dict[str, A
         return get_style(args.benchmark, args.prompt_style), "--prompt-style"
     trained = (training or {}).get("prompt_format")
     if trained:
-        return get_style(args.benchmark, default_style(args.benchmark, chat_template=False,
-                                                       trained_format=trained)), "the format it was trained in"
+        return get_style(
+            args.benchmark, default_style(args.benchmark, chat_template=False, trained_format=trained)
+        ), "the format it was trained in"
     if tokenizer is None:
-        return (get_style(args.benchmark, default_style(args.benchmark, chat_template=False)),
-                "an endpoint's template is not known here: raw completion (--prompt-style chat to chat)")
+        return (
+            get_style(args.benchmark, default_style(args.benchmark, chat_template=False)),
+            "an endpoint's template is not known here: raw completion (--prompt-style chat to chat)",
+        )
     chat = has_chat_template(tokenizer)
     reason = "its tokenizer has a chat template" if chat else "no chat template: raw completion"
     return get_style(args.benchmark, default_style(args.benchmark, chat_template=chat)), reason

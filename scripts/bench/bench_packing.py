@@ -57,8 +57,9 @@ CONFIGS = {  # name: (packing, length_grouped)
 def make_plan(examples: list[TokenizedExample], name: str, args: argparse.Namespace) -> list[list[int]]:
     packing, grouped = CONFIGS[name]
     size = args.rows if packing else args.batch_size
-    return batches(examples, batch_size=size, packing=packing, length_grouped=grouped,
-                   max_length=args.max_length, seed=0, epoch=0)
+    return batches(
+        examples, batch_size=size, packing=packing, length_grouped=grouped, max_length=args.max_length, seed=0, epoch=0
+    )
 
 
 def collate(examples: list[TokenizedExample], name: str, pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
@@ -67,15 +68,24 @@ def collate(examples: list[TokenizedExample], name: str, pad_id: int, max_length
     return collate_padded(examples, pad_id)
 
 
-def plan_fractions(examples: list[TokenizedExample], plan: list[list[int]], name: str, max_length: int) -> dict[str, Any]:
+def plan_fractions(
+    examples: list[TokenizedExample], plan: list[list[int]], name: str, max_length: int
+) -> dict[str, Any]:
     real, computed = plan_tokens(examples, plan, packing=CONFIGS[name][0], max_length=max_length)
     targets = sum(sum(t != IGNORE_INDEX for t in examples[i].labels) for micro in plan for i in micro)
-    return {"micro_batches": len(plan), "real_tokens": real, "computed_tokens": computed,
-            "target_tokens": targets, "non_pad_fraction": real / computed, "target_fraction": targets / computed}
+    return {
+        "micro_batches": len(plan),
+        "real_tokens": real,
+        "computed_tokens": computed,
+        "target_tokens": targets,
+        "non_pad_fraction": real / computed,
+        "target_fraction": targets / computed,
+    }
 
 
-def time_steps(folder: Path, timed: dict[str, list[tuple[dict[str, torch.Tensor], int]]],
-               warmup: int) -> dict[str, dict[str, float]]:
+def time_steps(
+    folder: Path, timed: dict[str, list[tuple[dict[str, torch.Tensor], int]]], warmup: int
+) -> dict[str, dict[str, float]]:
     """Forward + backward + AdamW on each (batch, real tokens) of every configuration.
 
     One model and one optimiser for all, the configurations' steps interleaved (step k of each,
@@ -103,10 +113,16 @@ def time_steps(folder: Path, timed: dict[str, list[tuple[dict[str, torch.Tensor]
                 t["computed"] += batch["input_ids"].numel()
                 t["real"] += batch_real
                 t["targets"] += n
-    return {name: {"timed_steps": len(timed[name]) - warmup, "seconds": t["seconds"],
-                   "computed_tokens_per_s": t["computed"] / t["seconds"],
-                   "real_tokens_per_s": t["real"] / t["seconds"], "target_tokens_per_s": t["targets"] / t["seconds"]}
-            for name, t in totals.items()}
+    return {
+        name: {
+            "timed_steps": len(timed[name]) - warmup,
+            "seconds": t["seconds"],
+            "computed_tokens_per_s": t["computed"] / t["seconds"],
+            "real_tokens_per_s": t["real"] / t["seconds"],
+            "target_tokens_per_s": t["targets"] / t["seconds"],
+        }
+        for name, t in totals.items()
+    }
 
 
 def main() -> None:
@@ -118,10 +134,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1, help="packed rows per step")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1: on a busy 2-core box, 2 threads ran 3-4x slower per step)")
-    ap.add_argument("--sweep", default="4,8,16,32",
-                    help="batch sizes for the plan-only fraction table (packed rows: batch size / 4)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a busy 2-core box, 2 threads ran 3-4x slower per step)",
+    )
+    ap.add_argument(
+        "--sweep",
+        default="4,8,16,32",
+        help="batch sizes for the plan-only fraction table (packed rows: batch size / 4)",
+    )
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated from {','.join(CONFIGS)}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -135,14 +158,22 @@ def main() -> None:
         folder = Path(args.model)
     else:
         from data_generation.common.models import embedded_default_model
+
         folder = embedded_default_model()
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
     records = load_records(args.data, skip_invalid=True)
     examples, stats = tokenize_records(records, tokenizer, args.max_length)
     plans = {name: make_plan(examples, name, args) for name in names}
-    timed = {name: [(collate([examples[i] for i in micro], name, tokenizer.pad_token_id, args.max_length),
-                     sum(len(examples[i].input_ids) for i in micro)) for micro in plan[:args.warmup + args.steps]]
-             for name, plan in plans.items()}
+    timed = {
+        name: [
+            (
+                collate([examples[i] for i in micro], name, tokenizer.pad_token_id, args.max_length),
+                sum(len(examples[i].input_ids) for i in micro),
+            )
+            for micro in plan[: args.warmup + args.steps]
+        ]
+        for name, plan in plans.items()
+    }
     speeds = time_steps(folder, timed, args.warmup)
     results: dict[str, Any] = {}
     for name, plan in plans.items():
@@ -167,22 +198,34 @@ def sweep(examples: list[TokenizedExample], args: argparse.Namespace) -> list[di
     return rows
 
 
-def report(args: argparse.Namespace, folder: Path, stats: dict[str, int], results: dict[str, Any],
-           swept: list[dict[str, Any]]) -> None:
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "torch": torch.__version__, "transformers": metadata.version("transformers"),
-            "threads": torch.get_num_threads(), "model": str(folder), "args": vars(args), "data_stats": stats}
+def report(
+    args: argparse.Namespace, folder: Path, stats: dict[str, int], results: dict[str, Any], swept: list[dict[str, Any]]
+) -> None:
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "torch": torch.__version__,
+        "transformers": metadata.version("transformers"),
+        "threads": torch.get_num_threads(),
+        "model": str(folder),
+        "args": vars(args),
+        "data_stats": stats,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"meta": meta, "results": results, "sweep": swept}, indent=2) + "\n")
-    print(f"examples {stats['examples']}, truncated {stats['truncated']} at max_length {args.max_length}; "
-          f"torch {meta['torch']}, {meta['threads']} threads\n")
+    print(
+        f"examples {stats['examples']}, truncated {stats['truncated']} at max_length {args.max_length}; "
+        f"torch {meta['torch']}, {meta['threads']} threads\n"
+    )
     print("| batching | non-pad fraction | target fraction | real tokens/s | target tokens/s | projected epoch |")
     print("|---|---|---|---|---|---|")
     base = results.get("alpaca")
     for name, r in results.items():
         speedup = f" ({base['projected_epoch_s'] / r['projected_epoch_s']:.2f}x)" if base and name != "alpaca" else ""
-        print(f"| {name} | {r['non_pad_fraction']:.3f} | {r['target_fraction']:.3f} | {r['real_tokens_per_s']:.0f} | "
-              f"{r['target_tokens_per_s']:.0f} | {r['projected_epoch_s'] / 60:.1f} min{speedup} |")
+        print(
+            f"| {name} | {r['non_pad_fraction']:.3f} | {r['target_fraction']:.3f} | {r['real_tokens_per_s']:.0f} | "
+            f"{r['target_tokens_per_s']:.0f} | {r['projected_epoch_s'] / 60:.1f} min{speedup} |"
+        )
     if swept:
         print("\nNon-pad fraction of the whole epoch plan (no model run):\n")
         print("| examples per step (packed rows) | " + " | ".join(CONFIGS) + " |")

@@ -36,17 +36,74 @@ from data_generation.common.io import atomic_path
 from data_generation.common.provenance import package_versions
 from data_generation.dataset.rouge import RougeLFilter
 
-NOUNS = ["invoice", "sensor", "playlist", "ticket", "shipment", "tweet", "rectangle", "student", "order",
-         "customer", "employee", "vector", "graph", "queue", "stack", "record", "matrix", "sentence",
-         "word", "product", "account", "transaction", "package", "message", "image", "city", "book", "movie",
-         "planet", "recipe", "device", "user", "score", "grade", "price", "token", "packet", "node", "edge"]
+NOUNS = [
+    "invoice",
+    "sensor",
+    "playlist",
+    "ticket",
+    "shipment",
+    "tweet",
+    "rectangle",
+    "student",
+    "order",
+    "customer",
+    "employee",
+    "vector",
+    "graph",
+    "queue",
+    "stack",
+    "record",
+    "matrix",
+    "sentence",
+    "word",
+    "product",
+    "account",
+    "transaction",
+    "package",
+    "message",
+    "image",
+    "city",
+    "book",
+    "movie",
+    "planet",
+    "recipe",
+    "device",
+    "user",
+    "score",
+    "grade",
+    "price",
+    "token",
+    "packet",
+    "node",
+    "edge",
+]
 ADJECTIVES = ["sorted", "unique", "nested", "empty", "large", "positive", "given", "random", "valid", "new"]
-LANGUAGES = ["Python", "Java", "JavaScript", "C++", "C#", "Go", "Rust", "Ruby", "SQL", "TypeScript", "Swift",
-             "Kotlin", "PHP", "Bash", "R", "Scala", "Haskell", "Perl"]
+LANGUAGES = [
+    "Python",
+    "Java",
+    "JavaScript",
+    "C++",
+    "C#",
+    "Go",
+    "Rust",
+    "Ruby",
+    "SQL",
+    "TypeScript",
+    "Swift",
+    "Kotlin",
+    "PHP",
+    "Bash",
+    "R",
+    "Scala",
+    "Haskell",
+    "Perl",
+]
 _LANG_RE = re.compile(r"\b(" + "|".join(re.escape(x) for x in LANGUAGES if x[-1].isalnum()) + r")\b|C\+\+|C#")
-_NOUN_RE = re.compile(r"\b(strings?|lists?|arrays?|numbers?|integers?|dictionar(?:y|ies)|tables?|"
-                      r"employees?|customers?|students?|users?|products?|words?|characters?|elements?|items?|"
-                      r"names?|matri(?:x|ces)|trees?|nodes?|objects?|books?|cars?|persons?|people|values?)\b")
+_NOUN_RE = re.compile(
+    r"\b(strings?|lists?|arrays?|numbers?|integers?|dictionar(?:y|ies)|tables?|"
+    r"employees?|customers?|students?|users?|products?|words?|characters?|elements?|items?|"
+    r"names?|matri(?:x|ces)|trees?|nodes?|objects?|books?|cars?|persons?|people|values?)\b"
+)
 _IDENT_RE = re.compile(r"`[^`]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b")
 
 
@@ -123,6 +180,7 @@ def synthesise(real: list[str], n: int, seed: int = 0) -> list[str]:
 
 # ---------------------------------------------------------------- (a) reference vs ours
 
+
 def alpaca_reference(seeds: list[str], candidates: list[str], workers: int, threshold: float) -> list[dict]:
     """Stanford Alpaca's filtering loop (generate_instruction.py), unchanged apart from the threshold name;
     each result also records the pool size met and the seconds spent (for the extrapolation only)."""
@@ -136,15 +194,20 @@ def alpaca_reference(seeds: list[str], candidates: list[str], workers: int, thre
         with Pool(workers) as p:
             rouge_scores = p.map(partial(rouge_scorer._score_lcs, new_instruction_tokens), all_instruction_tokens)
         rouge_scores = [score.fmeasure for score in rouge_scores]
-        most_similar_instructions = {
-            all_instructions[i]: rouge_scores[i] for i in np.argsort(rouge_scores)[-10:][::-1]
-        }
+        most_similar_instructions = {all_instructions[i]: rouge_scores[i] for i in np.argsort(rouge_scores)[-10:][::-1]}
         timing = {"pool": len(all_instruction_tokens), "s": time.perf_counter() - t0}
         if max(rouge_scores) > threshold:
             out.append({"keep": False, "max": max(rouge_scores), **timing})
             continue
-        out.append({"keep": True, "max": max(rouge_scores), "avg": float(np.mean(rouge_scores)),
-                    "top": sorted(most_similar_instructions.values(), reverse=True), **timing})
+        out.append(
+            {
+                "keep": True,
+                "max": max(rouge_scores),
+                "avg": float(np.mean(rouge_scores)),
+                "top": sorted(most_similar_instructions.values(), reverse=True),
+                **timing,
+            }
+        )
         all_instructions.append(instruction)
         all_instruction_tokens.append(new_instruction_tokens)
     return out
@@ -183,10 +246,17 @@ def bench_real(real: list[str], seeds: list[str], args: argparse.Namespace) -> d
     decisions, f = ours(seeds, candidates, args.threshold)
     ours_s = time.perf_counter() - t0
     compare(refs, decisions, f)
-    result = {"seeds": len(seeds), "candidates": len(candidates), "reference_candidates": limit,
-              "reference_workers": args.workers, "reference_s": ref_s, "ours_s": ours_s,
-              "kept": sum(d.keep for d in decisions), "dropped": sum(not d.keep for d in decisions),
-              "decisions_checked": limit}
+    result = {
+        "seeds": len(seeds),
+        "candidates": len(candidates),
+        "reference_candidates": limit,
+        "reference_workers": args.workers,
+        "reference_s": ref_s,
+        "ours_s": ours_s,
+        "kept": sum(d.keep for d in decisions),
+        "dropped": sum(not d.keep for d in decisions),
+        "decisions_checked": limit,
+    }
     if limit < len(candidates):  # the pools the remaining candidates would meet: seeds + kept before them
         pools = len(seeds) + np.cumsum([0] + [d.keep for d in decisions])[limit:-1]
         result["reference_s_extrapolated"] = ref_s + extrapolate(refs, pools.tolist())
@@ -196,6 +266,7 @@ def bench_real(real: list[str], seeds: list[str], args: argparse.Namespace) -> d
 
 
 # ---------------------------------------------------------------- (b) a large synthetic pool
+
 
 def verify_sample(texts: list[str], decisions: list, k: int, seed: int = 0) -> int:
     """Re-score `k` random candidates with rouge_score against the pool they met; return how many."""
@@ -216,8 +287,13 @@ def bench_pool(real: list[str], args: argparse.Namespace) -> dict:
         decisions, _ = ours([], texts, args.threshold, stats=stats)
         timings["with_stats_s" if stats else "decisions_only_s"] = time.perf_counter() - t0
     kept = sum(d.keep for d in decisions)
-    return {"instructions": len(texts), **timings, "kept": kept, "dropped": len(texts) - kept,
-            "verified_sample": verify_sample(texts, decisions, args.verify_sample)}
+    return {
+        "instructions": len(texts),
+        **timings,
+        "kept": kept,
+        "dropped": len(texts) - kept,
+        "verified_sample": verify_sample(texts, decisions, args.verify_sample),
+    }
 
 
 def main() -> None:
@@ -235,8 +311,13 @@ def main() -> None:
     a = bench_real(real, real[args.candidates :] or real[:1], args)
     b = bench_pool(real, args)
     _report(a, b)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-              "real": a, "pool": b, "versions": package_versions(("numpy", "rouge-score", "nltk", "absl-py"))}
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "real": a,
+        "pool": b,
+        "versions": package_versions(("numpy", "rouge-score", "nltk", "absl-py")),
+    }
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
@@ -244,19 +325,29 @@ def main() -> None:
 def _report(a: dict, b: dict) -> None:
     ref = f"{a['reference_s']:.1f} s"
     if "reference_s_extrapolated" in a:
-        ref = (f"{a['reference_s']:.1f} s for the first {a['reference_candidates']}; EXTRAPOLATED to all "
-               f"{a['candidates']}: {a['reference_s_extrapolated']:.0f} s")
+        ref = (
+            f"{a['reference_s']:.1f} s for the first {a['reference_candidates']}; EXTRAPOLATED to all "
+            f"{a['candidates']}: {a['reference_s_extrapolated']:.0f} s"
+        )
     print("| measure | result |\n|---|---|")
-    print(f"| (a) {a['candidates']} real CodeAlpaca instructions, {a['seeds']} seeds: Alpaca reference "
-          f"(rouge_score, Pool({a['reference_workers']}) per candidate) | {ref} |")
+    print(
+        f"| (a) {a['candidates']} real CodeAlpaca instructions, {a['seeds']} seeds: Alpaca reference "
+        f"(rouge_score, Pool({a['reference_workers']}) per candidate) | {ref} |"
+    )
     print(f"| (a) RougeLFilter, same input | {a['ours_s']:.2f} s ({a['speedup']:.0f}x faster) |")
-    print(f"| (a) kept / dropped; decisions, maxima, means, top-10 equal | {a['kept']} / {a['dropped']}; "
-          f"all {a['decisions_checked']} checked |")
-    print(f"| (b) {b['instructions']:,} synthetic instructions, RougeLFilter with Alpaca's statistics | "
-          f"{b['with_stats_s']:.1f} s |")
+    print(
+        f"| (a) kept / dropped; decisions, maxima, means, top-10 equal | {a['kept']} / {a['dropped']}; "
+        f"all {a['decisions_checked']} checked |"
+    )
+    print(
+        f"| (b) {b['instructions']:,} synthetic instructions, RougeLFilter with Alpaca's statistics | "
+        f"{b['with_stats_s']:.1f} s |"
+    )
     print(f"| (b) same, decisions only (stats=False) | {b['decisions_only_s']:.1f} s |")
-    print(f"| (b) kept / dropped; sample re-checked with rouge_score | {b['kept']:,} / {b['dropped']:,}; "
-          f"{b['verified_sample']} |")
+    print(
+        f"| (b) kept / dropped; sample re-checked with rouge_score | {b['kept']:,} / {b['dropped']:,}; "
+        f"{b['verified_sample']} |"
+    )
 
 
 if __name__ == "__main__":

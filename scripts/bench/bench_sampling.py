@@ -43,8 +43,14 @@ CODECAPYBARA = {"temperature": 0.1, "top_p": 0.75, "top_k": 40}
 def codecapybara(backend: TransformersBackend, problems: list[Problem], n: int, max_new: int) -> dict[str, Any]:
     """Their loop: one prompt, n return sequences, no stops, fixed max_new_tokens."""
     torch.manual_seed(0)
-    config = GenerationConfig(do_sample=True, num_return_sequences=n, max_new_tokens=max_new,
-                              pad_token_id=backend.pad_id, eos_token_id=backend.eos_ids, **CODECAPYBARA)
+    config = GenerationConfig(
+        do_sample=True,
+        num_return_sequences=n,
+        max_new_tokens=max_new,
+        pad_token_id=backend.pad_id,
+        eos_token_id=backend.eos_ids,
+        **CODECAPYBARA,
+    )
     computed = samples = 0
     started = time.perf_counter()
     for problem in problems:
@@ -53,23 +59,29 @@ def codecapybara(backend: TransformersBackend, problems: list[Problem], n: int, 
             output = backend.lm.generate(**encoded, generation_config=config)
         samples += output.shape[0]
         computed += output.shape[0] * (output.shape[1] - encoded["input_ids"].shape[1])
-    return {"method": "CodeCapybara pattern (1 prompt x n, no stops)", "seconds": time.perf_counter() - started,
-            "samples": samples, "tokens_computed": computed}
+    return {
+        "method": "CodeCapybara pattern (1 prompt x n, no stops)",
+        "seconds": time.perf_counter() - started,
+        "samples": samples,
+        "tokens_computed": computed,
+    }
 
 
-def ours(backend: TransformersBackend, problems: list[Problem], n: int, max_new: int,
-         batch: int) -> dict[str, Any]:
+def ours(backend: TransformersBackend, problems: list[Problem], n: int, max_new: int, batch: int) -> dict[str, Any]:
     settings = SamplingSettings(max_new_tokens=max_new, stop=COMPLETION_STOPS, **CODECAPYBARA)
     rows = [Row(p.prompt, sample_seed(1234, p.task_id, s)) for p in problems for s in range(n)]
     generations = []
     started = time.perf_counter()
     for start in range(0, len(rows), batch):
-        generations += backend.generate(rows[start:start + batch], settings)
+        generations += backend.generate(rows[start : start + batch], settings)
     reasons = {r: sum(g.finish_reason == r for g in generations) for r in ("stop", "eos", "length")}
-    return {"method": f"ours (batch {batch}, stops, shared prefill, finished rows dropped)",
-            "seconds": time.perf_counter() - started,
-            "samples": len(generations), "tokens_to_stop": sum(g.tokens for g in generations),
-            "finish_reasons": reasons}
+    return {
+        "method": f"ours (batch {batch}, stops, shared prefill, finished rows dropped)",
+        "seconds": time.perf_counter() - started,
+        "samples": len(generations),
+        "tokens_to_stop": sum(g.tokens for g in generations),
+        "finish_reasons": reasons,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=1)
     args = p.parse_args(argv)
     backend = TransformersBackend(str(embedded_default_model()))
-    problems = load_humaneval()[:args.tasks]
+    problems = load_humaneval()[: args.tasks]
     backend.generate([Row(problems[0].prompt, 0)], SamplingSettings(max_new_tokens=2))  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "ours": []}
     for _ in range(args.repeats):
@@ -89,17 +101,27 @@ def main(argv: list[str] | None = None) -> None:
         runs["ours"].append(ours(backend, problems, args.n, args.max_new_tokens, args.batch_size))
     base = statistics.median(r["seconds"] for r in runs["baseline"])
     mine = statistics.median(r["seconds"] for r in runs["ours"])
-    result = {"config": vars(args), "decoding": CODECAPYBARA, "threads": torch.get_num_threads(),
-              "machine": platform.platform(), "runs": runs, "speedup": base / mine}
+    result = {
+        "config": vars(args),
+        "decoding": CODECAPYBARA,
+        "threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "runs": runs,
+        "speedup": base / mine,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     samples = args.tasks * args.n
     print("| method | samples | seconds (median) | samples/s | tokens |")
     print("|---|---|---|---|---|")
-    print(f"| {runs['baseline'][0]['method']} | {samples} | {base:.1f} | {samples / base:.2f} | "
-          f"{runs['baseline'][0]['tokens_computed']} computed |")
-    print(f"| {runs['ours'][0]['method']} | {samples} | {mine:.1f} | {samples / mine:.2f} | "
-          f"{runs['ours'][0]['tokens_to_stop']} to stop; {runs['ours'][0]['finish_reasons']} |")
+    print(
+        f"| {runs['baseline'][0]['method']} | {samples} | {base:.1f} | {samples / base:.2f} | "
+        f"{runs['baseline'][0]['tokens_computed']} computed |"
+    )
+    print(
+        f"| {runs['ours'][0]['method']} | {samples} | {mine:.1f} | {samples / mine:.2f} | "
+        f"{runs['ours'][0]['tokens_to_stop']} to stop; {runs['ours'][0]['finish_reasons']} |"
+    )
     print(f"\nspeedup: {base / mine:.2f}x")
 
 

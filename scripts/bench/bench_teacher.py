@@ -34,22 +34,40 @@ OUT = Path("data/out/bench/teacher.json")
 
 def _requests(count: int, prefix: str) -> list[Request]:
     # Distinct prompts (no cache, no in-batch dedup), Alpaca-like length.
-    return [Request.chat(f"{prefix} {i}: write a Python function that returns the {i}-th prime number.",
-                         decoding=Decoding(max_tokens=256)) for i in range(count)]
+    return [
+        Request.chat(
+            f"{prefix} {i}: write a Python function that returns the {i}-th prime number.",
+            decoding=Decoding(max_tokens=256),
+        )
+        for i in range(count)
+    ]
 
 
 def bench_teacher(base_url: str, level: int, count: int, backend: str) -> dict[str, Any]:
-    cfg = OpenAIConfig(base_url=base_url, api_key="sk-bench", model="loopback-model", concurrency=level,
-                       progress=False, http_backend=backend, max_retries=0,
-                       prices={"loopback-model": {"prompt": 0.0, "completion": 0.0}})
+    cfg = OpenAIConfig(
+        base_url=base_url,
+        api_key="sk-bench",
+        model="loopback-model",
+        concurrency=level,
+        progress=False,
+        http_backend=backend,
+        max_retries=0,
+        prices={"loopback-model": {"prompt": 0.0, "completion": 0.0}},
+    )
     with OpenAITeacher(cfg) as teacher:
         teacher.complete_all(_requests(level, "warm-up"))  # open the connections first
         cpu, start = time.process_time(), time.perf_counter()
         outs = teacher.complete_all(_requests(count, f"{backend}-{level}"))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         assert len(outs) == count and teacher.usage()["retries_total"] == 0
-    return {"client": f"OpenAITeacher ({backend})", "in_flight": level, "requests": count, "seconds": wall,
-            "cpu_ms_per_request": 1000 * cpu / count, "req_per_s": count / wall}
+    return {
+        "client": f"OpenAITeacher ({backend})",
+        "in_flight": level,
+        "requests": count,
+        "seconds": wall,
+        "cpu_ms_per_request": 1000 * cpu / count,
+        "req_per_s": count / wall,
+    }
 
 
 def bench_plain_sdk(base_url: str, level: int, count: int) -> dict[str, Any]:
@@ -73,14 +91,25 @@ def bench_plain_sdk(base_url: str, level: int, count: int) -> dict[str, Any]:
         return wall, cpu
 
     wall, cpu = asyncio.run(run())
-    return {"client": "plain SDK (chat.completions.create, httpx2)", "in_flight": level, "requests": count,
-            "seconds": wall, "cpu_ms_per_request": 1000 * cpu / count, "req_per_s": count / wall}
+    return {
+        "client": "plain SDK (chat.completions.create, httpx2)",
+        "in_flight": level,
+        "requests": count,
+        "seconds": wall,
+        "cpu_ms_per_request": 1000 * cpu / count,
+        "req_per_s": count / wall,
+    }
 
 
 def _environment() -> dict[str, Any]:
     pkgs = {p: metadata.version(p) for p in ("openai", "httpx2", "aiohttp")}
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1m_before": os.getloadavg()[0],
-            "packages": pkgs, "date": time.strftime("%Y-%m-%d")}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_before": os.getloadavg()[0],
+        "packages": pkgs,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main() -> None:
@@ -109,13 +138,17 @@ def main() -> None:
     env["load_avg_1m_after"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"latency_s": args.latency, "environment": env, "runs": rows}, indent=2))
-    print(f"Server latency {args.latency * 1000:.0f} ms; {env['cpus']} CPUs; load average "
-          f"{env['load_avg_1m_before']:.2f} before, {env['load_avg_1m_after']:.2f} after\n")
+    print(
+        f"Server latency {args.latency * 1000:.0f} ms; {env['cpus']} CPUs; load average "
+        f"{env['load_avg_1m_before']:.2f} before, {env['load_avg_1m_after']:.2f} after\n"
+    )
     print("| client | in flight | requests | req/s | ideal | % of ideal | client CPU ms/req |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['client']} | {r['in_flight']} | {r['requests']} | {r['req_per_s']:.1f} | "
-              f"{r['ideal_req_per_s']:.0f} | {r['pct_of_ideal']:.1f} % | {r['cpu_ms_per_request']:.2f} |")
+        print(
+            f"| {r['client']} | {r['in_flight']} | {r['requests']} | {r['req_per_s']:.1f} | "
+            f"{r['ideal_req_per_s']:.0f} | {r['pct_of_ideal']:.1f} % | {r['cpu_ms_per_request']:.2f} |"
+        )
     print(f"\nJSON: {args.out}")
 
 

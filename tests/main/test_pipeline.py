@@ -22,24 +22,55 @@ REFUSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port: a teac
 
 
 def write_config(tmp_path: Path, model: Path, mbpp: Path, **changes) -> Path:
-    rows = [{"instruction": f"Write a Python function that adds {i} to a number.", "input": "",
-             "output": f"def add_{i}(x):\n    return x + {i}\n"} for i in range(48)]
+    rows = [
+        {
+            "instruction": f"Write a Python function that adds {i} to a number.",
+            "input": "",
+            "output": f"def add_{i}(x):\n    return x + {i}\n",
+        }
+        for i in range(48)
+    ]
     (tmp_path / "alpaca.json").write_text(json.dumps(rows))
     (tmp_path / "no_functions").mkdir(exist_ok=True)
-    unreachable = {"teacher": "openai", "teacher_model": "m", "base_url": REFUSED,
-                   "args": ["--max-retries", "0", "--timeout", "2", "--no-cache"]}
+    unreachable = {
+        "teacher": "openai",
+        "teacher_model": "m",
+        "base_url": REFUSED,
+        "args": ["--max-retries", "0", "--timeout", "2", "--no-cache"],
+    }
     config = {
-        "name": "tiny", "output_dir": str(tmp_path / "out"), "model": str(model),
-        "sources": {"codealpaca": {"input": [str(tmp_path / "missing.json"), str(tmp_path / "alpaca.json")]},
-                    "codecontests": {"input": ["data/samples/code_contests_sample.jsonl"], "args": ["--show-tests"]},
-                    "self_instruct": {**unreachable, "args": [*unreachable["args"], "--num-instructions", "2"]},
-                    "reverse_instruct": {**unreachable, "args": [*unreachable["args"], "--paths",
-                                                                 str(tmp_path / "no_functions")]}},
+        "name": "tiny",
+        "output_dir": str(tmp_path / "out"),
+        "model": str(model),
+        "sources": {
+            "codealpaca": {"input": [str(tmp_path / "missing.json"), str(tmp_path / "alpaca.json")]},
+            "codecontests": {"input": ["data/samples/code_contests_sample.jsonl"], "args": ["--show-tests"]},
+            "self_instruct": {**unreachable, "args": [*unreachable["args"], "--num-instructions", "2"]},
+            "reverse_instruct": {
+                **unreachable,
+                "args": [*unreachable["args"], "--paths", str(tmp_path / "no_functions")],
+            },
+        },
         "merge": {"mbpp_path": [str(mbpp)], "validation_size": 8},
-        "train": {"max_steps": 2, "micro_batch_size": 4, "global_batch_size": 8, "max_length": 128, "lr": 1e-2,
-                  "precision": "fp32", "num_threads": 1, "save_every": 1, "lora_targets": "llama-qv"},
-        "evaluate": {"benchmarks": ["humaneval", "mbpp"], "limit": 2, "max_new_tokens": 8, "batch_size": 4,
-                     "threads": 1, "workers": 1},
+        "train": {
+            "max_steps": 2,
+            "micro_batch_size": 4,
+            "global_batch_size": 8,
+            "max_length": 128,
+            "lr": 1e-2,
+            "precision": "fp32",
+            "num_threads": 1,
+            "save_every": 1,
+            "lora_targets": "llama-qv",
+        },
+        "evaluate": {
+            "benchmarks": ["humaneval", "mbpp"],
+            "limit": 2,
+            "max_new_tokens": 8,
+            "batch_size": 4,
+            "threads": 1,
+            "workers": 1,
+        },
     }
     for dotted, value in changes.items():
         section, key = dotted.split("__")
@@ -70,8 +101,9 @@ def test_the_chain_runs_resumes_after_kill_and_redoes_only_what_changed(tiny_mod
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "main.pipeline", "--config", str(config)]
     # 1. kill -9 the whole pipeline once training has written its first checkpoint
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 600
     checkpoint = out / "train" / "checkpoints" / "step-00000001"
     while not checkpoint.is_dir() and proc.poll() is None and time.monotonic() < deadline:
@@ -103,31 +135,47 @@ def test_the_chain_runs_resumes_after_kill_and_redoes_only_what_changed(tiny_mod
     assert again.returncode == 0 and stages.pop("source:self_instruct").startswith("FAILED")
     assert all(v.startswith("up to date") for v in stages.values()), stages
     # 4. a sampling setting changed: only sampling and evaluation run again
-    changed = subprocess.run([*command, "evaluate.max_new_tokens=6"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=600)
+    changed = subprocess.run(
+        [*command, "evaluate.max_new_tokens=6"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert changed.returncode == 0, changed.stderr[-3000:]
-    redone = {k for k, v in stage_lines(changed.stdout).items()
-              if not v.startswith("up to date") and k != "source:self_instruct"}
-    assert redone == {f"{s}:{r}:{b}" for s in ("sample", "evaluate") for r in ("base", "tuned")
-                      for b in ("humaneval", "mbpp")}
+    redone = {
+        k
+        for k, v in stage_lines(changed.stdout).items()
+        if not v.startswith("up to date") and k != "source:self_instruct"
+    }
+    assert redone == {
+        f"{s}:{r}:{b}" for s in ("sample", "evaluate") for r in ("base", "tuned") for b in ("humaneval", "mbpp")
+    }
 
 
-@pytest.mark.parametrize("changes, override, message", [
-    ({"train__max_step": 3}, None, "pipeline.yaml: train.max_step: unknown key (did you mean max_steps?)"),
-    ({}, "evaluate.benchmark=[mbpp]", "command-line override 'evaluate.benchmark=[mbpp]': evaluate.benchmark: "
-     "unknown key (did you mean benchmarks?)"),
-    ({"train__train_data": "x.jsonl"}, None, "train.train_data: set by the pipeline"),
-    ({"merge__mbpp_path": ["/no/such/mbpp.jsonl"]}, None, "merge.mbpp_path: none of ['/no/such/mbpp.jsonl'] exists"),
-    ({"train__preset": "scripts/configs/nope.yaml"}, None, "train.preset: no such file"),
-    ({}, "sources.self_instruct.teacher=", "sources.self_instruct.teacher: self_instruct needs a teacher"),
-    ({}, "sources.self_instruct.teacher=ollama", "'ollama'; choose from local, openai"),
-    ({}, "sources.codealpaca.teacher=local", "sources.codealpaca.teacher: codealpaca reads a dataset"),
-    ({"train__lr": "fast"}, None, "pipeline.yaml: train.lr: expected float, got 'fast'"),
-    ({}, "train.mode=lroa", "'train.mode=lroa': train.mode: mode='lroa' (did you mean lora?); choose one of full"),
-    ({}, "train.nproc=two", "train.nproc: expected int, got 'two'"),
-    ({}, "train.save_final=false", "train.save_final: set by the pipeline"),
-    ({}, "merge.validation_size=0", "merge.validation_size: must be > 0"),
-])
+@pytest.mark.parametrize(
+    "changes, override, message",
+    [
+        ({"train__max_step": 3}, None, "pipeline.yaml: train.max_step: unknown key (did you mean max_steps?)"),
+        (
+            {},
+            "evaluate.benchmark=[mbpp]",
+            "command-line override 'evaluate.benchmark=[mbpp]': evaluate.benchmark: "
+            "unknown key (did you mean benchmarks?)",
+        ),
+        ({"train__train_data": "x.jsonl"}, None, "train.train_data: set by the pipeline"),
+        (
+            {"merge__mbpp_path": ["/no/such/mbpp.jsonl"]},
+            None,
+            "merge.mbpp_path: none of ['/no/such/mbpp.jsonl'] exists",
+        ),
+        ({"train__preset": "scripts/configs/nope.yaml"}, None, "train.preset: no such file"),
+        ({}, "sources.self_instruct.teacher=", "sources.self_instruct.teacher: self_instruct needs a teacher"),
+        ({}, "sources.self_instruct.teacher=ollama", "'ollama'; choose from local, openai"),
+        ({}, "sources.codealpaca.teacher=local", "sources.codealpaca.teacher: codealpaca reads a dataset"),
+        ({"train__lr": "fast"}, None, "pipeline.yaml: train.lr: expected float, got 'fast'"),
+        ({}, "train.mode=lroa", "'train.mode=lroa': train.mode: mode='lroa' (did you mean lora?); choose one of full"),
+        ({}, "train.nproc=two", "train.nproc: expected int, got 'two'"),
+        ({}, "train.save_final=false", "train.save_final: set by the pipeline"),
+        ({}, "merge.validation_size=0", "merge.validation_size: must be > 0"),
+    ],
+)
 def test_a_bad_config_stops_before_any_stage(tiny_model, mbpp_full, tmp_path, capsys, changes, override, message):
     config = write_config(tmp_path, tiny_model, mbpp_full, **changes)
     assert main(["--config", str(config), *([override] if override else [])]) == 2
@@ -147,9 +195,10 @@ def test_input_candidates_and_overrides(tiny_model, mbpp_full, tmp_path):
         load_pipeline_config(path)
     assert not load_pipeline_config(path, ["sources.codecontests.enabled=false"]).sources["codecontests"].enabled
     with pytest.raises(PipelineConfigError, match="enable at least one of"):
-        load_pipeline_config(write_config(tmp_path, tiny_model, mbpp_full),
-                             [f"sources.{s}.enabled=false" for s in ("codealpaca", "codecontests", "self_instruct",
-                                                                     "reverse_instruct")])
+        load_pipeline_config(
+            write_config(tmp_path, tiny_model, mbpp_full),
+            [f"sources.{s}.enabled=false" for s in ("codealpaca", "codecontests", "self_instruct", "reverse_instruct")],
+        )
 
 
 def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_its_key(tmp_path):
@@ -159,8 +208,9 @@ def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_it
     write = f"open({str(out)!r}, 'w').write('x')"
 
     def stage(batch: int, python: str = sys.executable) -> Stage:
-        return Stage("write", [python, "-c", write, "--batch-size", str(batch)], key=[python, "-c", write],
-                     outputs=[out])
+        return Stage(
+            "write", [python, "-c", write, "--batch-size", str(batch)], key=[python, "-c", write], outputs=[out]
+        )
 
     assert stage_fingerprint(stage(4)) == stage_fingerprint(stage(4, "python"))  # python3, another venv: same
     runner = Runner(tmp_path / "run", REPO)
@@ -172,8 +222,10 @@ def test_a_stage_fingerprint_ignores_the_interpreter_path_and_options_outside_it
 
 def test_killing_the_pipeline_stops_the_stage_it_was_running(tmp_path):
     """kill -9 of the pipeline process alone: its running command must not live on and race a re-run."""
-    script = ("import sys; from pathlib import Path; from main.flow.stages import Runner, Stage; "
-              f"Runner(Path({str(tmp_path)!r}), Path({str(REPO)!r})).run(Stage('sleep', ['sleep', '300']), 1, 1)")
+    script = (
+        "import sys; from pathlib import Path; from main.flow.stages import Runner, Stage; "
+        f"Runner(Path({str(tmp_path)!r}), Path({str(REPO)!r})).run(Stage('sleep', ['sleep', '300']), 1, 1)"
+    )
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     children: list[str] = []
@@ -184,7 +236,10 @@ def test_killing_the_pipeline_stops_the_stage_it_was_running(tmp_path):
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     child = int(children[0])
-    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
-            Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+    while (
+        time.monotonic() < deadline
+        and Path(f"/proc/{child}").exists()
+        and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+    ):
         time.sleep(0.05)
     assert not Path(f"/proc/{child}").exists() or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"

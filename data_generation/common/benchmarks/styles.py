@@ -109,15 +109,19 @@ def _clean_code(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.replace("\r\n", "\n").split("\n")).strip("\n")
 
 
-STYLES: dict[str, PromptStyle] = {style.name: style for style in (
-    PromptStyle("humaneval-completion", "humaneval", None, COMPLETION_STOPS, False, False, False, _humaneval_raw),
-    PromptStyle("humaneval-alpaca", "humaneval", "alpaca", ALPACA_STOPS, True, True, False, _humaneval_instruction),
-    PromptStyle("humaneval-chat", "humaneval", "chat", (), True, True, False, _humaneval_instruction),
-    PromptStyle("mbpp-alpaca", "mbpp", "alpaca", ALPACA_STOPS, True, True, False, _mbpp_instruction),
-    PromptStyle("mbpp-chat", "mbpp", "chat", (), True, True, False, _mbpp_instruction),
-    PromptStyle("mbpp-3shot", "mbpp", None, ("[DONE]", "\n[BEGIN]", MBPP_TASK_INTRO.strip()), False, True, True,
-                _mbpp_3shot),
-)}
+STYLES: dict[str, PromptStyle] = {
+    style.name: style
+    for style in (
+        PromptStyle("humaneval-completion", "humaneval", None, COMPLETION_STOPS, False, False, False, _humaneval_raw),
+        PromptStyle("humaneval-alpaca", "humaneval", "alpaca", ALPACA_STOPS, True, True, False, _humaneval_instruction),
+        PromptStyle("humaneval-chat", "humaneval", "chat", (), True, True, False, _humaneval_instruction),
+        PromptStyle("mbpp-alpaca", "mbpp", "alpaca", ALPACA_STOPS, True, True, False, _mbpp_instruction),
+        PromptStyle("mbpp-chat", "mbpp", "chat", (), True, True, False, _mbpp_instruction),
+        PromptStyle(
+            "mbpp-3shot", "mbpp", None, ("[DONE]", "\n[BEGIN]", MBPP_TASK_INTRO.strip()), False, True, True, _mbpp_3shot
+        ),
+    )
+}
 
 
 def default_style(benchmark: str, *, chat_template: bool, trained_format: str | None = None) -> str:

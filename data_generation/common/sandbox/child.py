@@ -24,17 +24,66 @@ import socket
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
-    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
+    1,
+    2,
+    4,
+    8,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, MNT_DETACH = 0x00020000, 0x08000000, 0x40000000, 2
-SKIP_FS = {"proc", "sysfs", "cgroup", "cgroup2", "devtmpfs", "devpts", "mqueue", "securityfs", "debugfs",
-           "tracefs", "bpf", "pstore", "fusectl", "configfs", "hugetlbfs", "binfmt_misc", "autofs",
-           "efivarfs", "rpc_pipefs", "nsfs"}
+SKIP_FS = {
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "fusectl",
+    "configfs",
+    "hugetlbfs",
+    "binfmt_misc",
+    "autofs",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+}
 NONCE_FD, RESULT_FD = 3, 4
 # Imported once in the fork server: samples skip their import cost, and they stay importable in the
 # "uid" mode, where an interpreter under a root-only folder (pyenv in /root) is unreadable after setuid.
-PRELOAD = ("math", "cmath", "re", "string", "collections", "itertools", "functools", "operator", "heapq",
-           "bisect", "array", "copy", "typing", "dataclasses", "datetime", "decimal", "fractions", "statistics",
-           "random", "hashlib", "json", "threading", "time")
+PRELOAD = (
+    "math",
+    "cmath",
+    "re",
+    "string",
+    "collections",
+    "itertools",
+    "functools",
+    "operator",
+    "heapq",
+    "bisect",
+    "array",
+    "copy",
+    "typing",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "fractions",
+    "statistics",
+    "random",
+    "hashlib",
+    "json",
+    "threading",
+    "time",
+)
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -87,8 +136,9 @@ def _interpreter_dirs():
 def _bind_read_only(fd, path):
     os.makedirs(path, 0o755, exist_ok=True)
     _mount(b"/proc/self/fd/%d" % fd, path.encode(), None, MS_BIND | MS_REC, None, "binding " + path)
-    _mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
-           "read-only " + path)
+    _mount(
+        None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "read-only " + path
+    )
 
 
 def _expose_interpreter():
@@ -122,8 +172,9 @@ def _isolate_server():
     _expose_interpreter()
     # opened once, before any tmpfs covers /tmp: a path under a lazily unmounted tmpfs cannot be bound
     # again. The zygote keeps them; each child closes them with everything above its own fds.
-    _TMP_INTERPRETER.extend((p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in _interpreter_dirs()
-                            if p.startswith("/tmp/"))
+    _TMP_INTERPRETER.extend(
+        (p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in _interpreter_dirs() if p.startswith("/tmp/")
+    )
     LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible")  # best effort
 
 
@@ -132,12 +183,20 @@ def _fresh_tmp(req):
 
     An interpreter that lives under /tmp (a virtualenv in a CI checkout there) is bound back in,
     read-only, or the sample could not import its site-packages."""
-    for target, size, flags in ((b"/tmp", req["tmpfs"], MS_NOSUID | MS_NODEV),
-                                (b"/dev/shm", 1 << 20, MS_NOSUID | MS_NODEV | MS_NOEXEC)):
+    for target, size, flags in (
+        (b"/tmp", req["tmpfs"], MS_NOSUID | MS_NODEV),
+        (b"/dev/shm", 1 << 20, MS_NOSUID | MS_NODEV | MS_NOEXEC),
+    ):
         if os.path.isdir(target):
             LIBC.umount2(target, MNT_DETACH)  # fails harmlessly the first time (the host's, read-only or not mounted)
-            _mount(b"tmpfs", target, b"tmpfs", flags, b"size=%d,nr_inodes=4096,mode=1777" % size,
-                   "tmpfs on " + target.decode())
+            _mount(
+                b"tmpfs",
+                target,
+                b"tmpfs",
+                flags,
+                b"size=%d,nr_inodes=4096,mode=1777" % size,
+                "tmpfs on " + target.decode(),
+            )
     for path, fd in _TMP_INTERPRETER:
         _bind_read_only(fd, path)
     os.mkdir("/tmp/sandbox", 0o700)
@@ -158,9 +217,14 @@ def _setup(req, parent):
     os.chdir("/tmp/sandbox" if full else req["workdir"])
     os.umask(0o077)
     R = resource
-    for what, soft, hard in ((R.RLIMIT_CPU, req["cpu"], req["cpu"] + 1), (R.RLIMIT_AS, req["mem"], req["mem"]),
-                             (R.RLIMIT_FSIZE, req["fsize"], req["fsize"]), (R.RLIMIT_NPROC, req["nproc"], req["nproc"]),
-                             (R.RLIMIT_NOFILE, req["nofile"], req["nofile"]), (R.RLIMIT_CORE, 0, 0)):
+    for what, soft, hard in (
+        (R.RLIMIT_CPU, req["cpu"], req["cpu"] + 1),
+        (R.RLIMIT_AS, req["mem"], req["mem"]),
+        (R.RLIMIT_FSIZE, req["fsize"], req["fsize"]),
+        (R.RLIMIT_NPROC, req["nproc"], req["nproc"]),
+        (R.RLIMIT_NOFILE, req["nofile"], req["nofile"]),
+        (R.RLIMIT_CORE, 0, 0),
+    ):
         R.setrlimit(what, (soft, hard))
     if req["mode"] in ("full", "uid"):
         os.setgroups([])

@@ -62,8 +62,15 @@ log = logging.getLogger(__name__)
 
 _READ_CAP = 1 << 16  # bytes of the result pipe kept (the rest is drained and dropped)
 _CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
-_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/sandbox", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp/sandbox",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 class SandboxError(RuntimeError):
@@ -109,7 +116,11 @@ def is_root() -> bool:
 
 
 _MODES = {
-    "full": {"drop_privileges": True, "network": "netns", "filesystem": "private mount ns, read-only disks, tmpfs /tmp"},
+    "full": {
+        "drop_privileges": True,
+        "network": "netns",
+        "filesystem": "private mount ns, read-only disks, tmpfs /tmp",
+    },
     "uid": {"drop_privileges": True, "network": "audit-hook", "filesystem": "permissions only (uid drop)"},
     "none": {"drop_privileges": False, "network": "audit-hook", "filesystem": "permissions only"},
 }
@@ -148,10 +159,15 @@ class Sandbox:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         flags = ["-I", "-B"] + ([] if limits.site_packages else ["-S"])
         # start_new_session: a signal to the harness's group does not hit the zygote, and vice versa.
-        self._zygote = subprocess.Popen([sys.executable, *flags, _CHILD_SCRIPT, str(theirs.fileno()),
-                                         "1" if namespaces else "0"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-                                        env=_ENV, cwd="/", start_new_session=True)
+        self._zygote = subprocess.Popen(
+            [sys.executable, *flags, _CHILD_SCRIPT, str(theirs.fileno()), "1" if namespaces else "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            env=_ENV,
+            cwd="/",
+            start_new_session=True,
+        )
         theirs.close()
         self._sock.settimeout(max(60.0, limits.wall + 30))  # a hung fork server must not hang the harness
         ready = self._sock.recv(4096)
@@ -188,9 +204,18 @@ class Sandbox:
 
     def _request(self, size: int, workdir: str) -> dict[str, object]:
         lim = self.limits
-        return {"uid": self.uid, "cpu": math.ceil(lim.timeout), "mem": lim.memory_mb << 20,
-                "fsize": lim.file_size_mb << 20, "nproc": lim.max_processes, "nofile": lim.max_open_files,
-                "tmpfs": lim.tmpfs_mb << 20, "mode": self.mode, "workdir": workdir, "size": size}
+        return {
+            "uid": self.uid,
+            "cpu": math.ceil(lim.timeout),
+            "mem": lim.memory_mb << 20,
+            "fsize": lim.file_size_mb << 20,
+            "nproc": lim.max_processes,
+            "nofile": lim.max_open_files,
+            "tmpfs": lim.tmpfs_mb << 20,
+            "mode": self.mode,
+            "workdir": workdir,
+            "size": size,
+        }
 
     def _workdir(self) -> str:
         # Without a private /tmp: a fresh folder that only the sample's uid may enter.

@@ -42,11 +42,29 @@ log = logging.getLogger(__name__)
 
 # keys are lower-cased with spaces, "_" and "-" removed
 LANGUAGE_ALIASES = {
-    "python": "python", "python3": "python", "py": "python",
-    "javascript": "javascript", "js": "javascript", "node": "javascript", "nodejs": "javascript",
-    "java": "java", "go": "go", "golang": "go", "ruby": "ruby", "rb": "ruby", "rust": "rust", "rs": "rust",
-    "php": "php", "c": "c", "cpp": "cpp", "c++": "cpp", "cxx": "cpp", "cplusplus": "cpp",
-    "csharp": "csharp", "c#": "csharp", "cs": "csharp",
+    "python": "python",
+    "python3": "python",
+    "py": "python",
+    "javascript": "javascript",
+    "js": "javascript",
+    "node": "javascript",
+    "nodejs": "javascript",
+    "java": "java",
+    "go": "go",
+    "golang": "go",
+    "ruby": "ruby",
+    "rb": "ruby",
+    "rust": "rust",
+    "rs": "rust",
+    "php": "php",
+    "c": "c",
+    "cpp": "cpp",
+    "c++": "cpp",
+    "cxx": "cpp",
+    "cplusplus": "cpp",
+    "csharp": "csharp",
+    "c#": "csharp",
+    "cs": "csharp",
 }
 WRAPPER_CLASS = "CodecapyWrapper"
 # Datasets such as CodeSearchNet store a method without its class, PHP without `<?php`: the
@@ -69,8 +87,7 @@ def _clean_count(snippets: list[Snippet]) -> int:
 
 def _looks_bare(snippets: list[Snippet]) -> bool:
     """No clean function, or C#'s top-level-statement reading of a method (which loses its `///` docs)."""
-    return not snippets or any(s.has_error or s.meta.get("node_type") == "local_function_statement"
-                               for s in snippets)
+    return not snippets or any(s.has_error or s.meta.get("node_type") == "local_function_statement" for s in snippets)
 
 
 def extract_row(code: str, language: str, path: str = "") -> list[Snippet]:
@@ -106,8 +123,11 @@ def _check_row(spec: str, where: str | int, row: Any, columns: dict[str, str]) -
         raise DataError(spec, where, f"expected an object with columns, got {type(row).__name__}")
     for role, column in columns.items():
         if column not in row:
-            raise DataError(spec, where, f"no {role} column {column!r}; the columns are {sorted(row)} "
-                            f"(set {role}_column to one of them)")
+            raise DataError(
+                spec,
+                where,
+                f"no {role} column {column!r}; the columns are {sorted(row)} (set {role}_column to one of them)",
+            )
 
 
 def _check_languages(languages: Iterable[str] | None) -> set[str] | None:
@@ -118,12 +138,21 @@ def _check_languages(languages: Iterable[str] | None) -> set[str] | None:
     return wanted
 
 
-def iter_dataset_snippets(spec: str, *, code_column: str = "code", language_column: str | None = "language",
-                          path_column: str | None = None, repo_column: str | None = None,
-                          license_column: str | None = None, split: str = "train", revision: str | None = None,
-                          languages: Iterable[str] | None = None, quota: int | None = None,
-                          stats: HarvestStats | None = None, cfg: FilterConfig = FilterConfig()
-                          ) -> Iterator[Snippet]:
+def iter_dataset_snippets(
+    spec: str,
+    *,
+    code_column: str = "code",
+    language_column: str | None = "language",
+    path_column: str | None = None,
+    repo_column: str | None = None,
+    license_column: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+    languages: Iterable[str] | None = None,
+    quota: int | None = None,
+    stats: HarvestStats | None = None,
+    cfg: FilterConfig = FilterConfig(),
+) -> Iterator[Snippet]:
     """Kept function snippets from a dataset's rows; `meta` keeps dataset, row and the named columns.
 
     Without a language column (`language_column=None`) every row is in the single language of
@@ -135,8 +164,17 @@ def iter_dataset_snippets(spec: str, *, code_column: str = "code", language_colu
         raise ValueError("without a language column, name exactly one language in `languages`")
     stats = stats if stats is not None else HarvestStats()
     dedup = Deduper()
-    columns = {role: col for role, col in (("code", code_column), ("language", language_column),
-               ("path", path_column), ("repo", repo_column), ("license", license_column)) if col}
+    columns = {
+        role: col
+        for role, col in (
+            ("code", code_column),
+            ("language", language_column),
+            ("path", path_column),
+            ("repo", repo_column),
+            ("license", license_column),
+        )
+        if col
+    }
     for where, row in iter_input_rows(spec, split=split, revision=revision):
         _check_row(spec, where, row, columns)
         lang = normalise_language(row[language_column]) if language_column else next(iter(wanted or ()))
@@ -154,13 +192,25 @@ def iter_dataset_snippets(spec: str, *, code_column: str = "code", language_colu
             continue
         stats.rows[lang] += 1
         meta = {"dataset": spec, "row": str(where)}
-        meta.update({role: v for role in ("repo", "path", "license") if role in columns
-                     and (v := _meta_value(row[columns[role]])) is not None})
+        meta.update(
+            {
+                role: v
+                for role in ("repo", "path", "license")
+                if role in columns and (v := _meta_value(row[columns[role]])) is not None
+            }
+        )
         yield from _row_snippets(row[code_column], lang, meta, dedup, stats, quota, cfg)
 
 
-def _row_snippets(code: Any, lang: str, meta: dict[str, str], dedup: Deduper, stats: HarvestStats,
-                  quota: int | None, cfg: FilterConfig) -> Iterator[Snippet]:
+def _row_snippets(
+    code: Any,
+    lang: str,
+    meta: dict[str, str],
+    dedup: Deduper,
+    stats: HarvestStats,
+    quota: int | None,
+    cfg: FilterConfig,
+) -> Iterator[Snippet]:
     if not isinstance(code, str) or not code.strip():
         stats.skipped_rows["empty_code"] += 1
         return
@@ -247,8 +297,7 @@ def _candidates() -> dict[str, list[Path]]:
     return {
         "python": [Path(sysconfig.get_paths()["stdlib"])],
         "go": [Path(goroot, "src")] if goroot else [],
-        "rust": ([Path(sysroot, "lib/rustlib/src/rust/library")] if sysroot else [])
-        + [cargo / "registry" / "src"],
+        "rust": ([Path(sysroot, "lib/rustlib/src/rust/library")] if sysroot else []) + [cargo / "registry" / "src"],
         "ruby": [Path(p) / sub for p, sub in zip((ruby or "").splitlines(), ("", "gems")) if p],
         "php": [Path(p) for p in (php or "").split(":") if p not in {"", "."}] + [Path("/usr/share/php")],
         "javascript": _node_roots(),
@@ -289,14 +338,15 @@ def describe_corpus(corpus: dict[str, list[Path]], stats: HarvestStats | None = 
         text = ", ".join(f"{r} (stdlib)" if r == stdlib else str(r) for r in roots)
         if stats is not None:
             rejected = sum(stats.rejected[lang].values()) if lang in stats.rejected else 0
-            text += (f" -- {stats.files[lang]:,} files, {stats.found[lang]:,} functions found, "
-                     f"{stats.kept[lang]:,} kept, {rejected:,} rejected")
+            text += (
+                f" -- {stats.files[lang]:,} files, {stats.found[lang]:,} functions found, "
+                f"{stats.kept[lang]:,} kept, {rejected:,} rejected"
+            )
         lines.append(f"{lang}: {text}")
     return "\n".join(lines)
 
 
-def iter_zip_sources(archive: Path, language: str
-                     ) -> Iterator[tuple[str, int, zipfile.ZipFile, zipfile.ZipInfo]]:
+def iter_zip_sources(archive: Path, language: str) -> Iterator[tuple[str, int, zipfile.ZipFile, zipfile.ZipInfo]]:
     """(member path, size, zip, entry) of `language` files, sorted, skipping the harvest's skip dirs."""
     with zipfile.ZipFile(archive) as zf:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
@@ -308,9 +358,13 @@ def iter_zip_sources(archive: Path, language: str
             yield f"{archive}!/{info.filename}", info.file_size, zf, info
 
 
-def harvest_corpus(corpus: dict[str, list[Path]], languages: Iterable[str] | None = None,
-                   quota: int | None = None, stats: HarvestStats | None = None,
-                   cfg: FilterConfig = FilterConfig()) -> Iterator[Snippet]:
+def harvest_corpus(
+    corpus: dict[str, list[Path]],
+    languages: Iterable[str] | None = None,
+    quota: int | None = None,
+    stats: HarvestStats | None = None,
+    cfg: FilterConfig = FilterConfig(),
+) -> Iterator[Snippet]:
     """Harvest every root of `corpus` for its language, with one dedup and one quota across all."""
     wanted = _check_languages(languages)
     stats = stats if stats is not None else HarvestStats()

@@ -63,11 +63,11 @@ log = logging.getLogger(__name__)
 REASONS = ("syntax_error", "function_missing", "compile_failed", "check_timeout", "check_error")
 DETAIL_CHARS = 500
 OUTPUT_BYTES = 64 * 1024
-DATA_LIMIT_KIB = 1024 * 1024      # RLIMIT_DATA: JVM, V8 and Go reserve far more, but commit less
-FILE_LIMIT_BLOCKS = 131072        # RLIMIT_FSIZE in the shell's blocks (512 or 1024 bytes)
+DATA_LIMIT_KIB = 1024 * 1024  # RLIMIT_DATA: JVM, V8 and Go reserve far more, but commit less
+FILE_LIMIT_BLOCKS = 131072  # RLIMIT_FSIZE in the shell's blocks (512 or 1024 bytes)
 CACHE_ENV = "CODECAPY_CHECK_CACHE"
 _NOISE = re.compile(r"^\s+at .*\(node:internal/.*\n|^Node\.js v[\d.]+$", re.MULTILINE)  # node's stack
-_TS_LOCK = threading.Lock()       # parser_for() hands out one shared Parser per language
+_TS_LOCK = threading.Lock()  # parser_for() hands out one shared Parser per language
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,15 @@ class CheckResult:
 class Toolchain:
     """How to compile or lint one language's program without running it."""
 
-    check: str                                  # name in meta; "{tool}" = the executable's name
-    executables: tuple[str, ...]                # the first one found on PATH is used
-    argv: Callable[[str, str], list[str]]       # (executable, source file) -> command in the work dir
-    filename: Callable[[ts.Node], str]          # the source file's name, from the parsed program
+    check: str  # name in meta; "{tool}" = the executable's name
+    executables: tuple[str, ...]  # the first one found on PATH is used
+    argv: Callable[[str, str], list[str]]  # (executable, source file) -> command in the work dir
+    filename: Callable[[ts.Node], str]  # the source file's name, from the parsed program
     version_args: tuple[str, ...] = ("--version",)
     extra_files: Callable[[str], dict[str, str]] = lambda description: {}
     env: Callable[[Path], dict[str, str]] = lambda cache: {}
     resolve: Callable[[str, dict[str, str]], str] = lambda path, env: path
-    address_space_mib: int | None = None        # RLIMIT_AS as well, for tools that tolerate it
+    address_space_mib: int | None = None  # RLIMIT_AS as well, for tools that tolerate it
 
 
 def _named(name: str) -> Callable[[ts.Node], str]:
@@ -108,8 +108,15 @@ def _js_filename(root: ts.Node) -> str:
     return "main.mjs" if esm else "main.js"
 
 
-_JAVA_TYPES = frozenset({"class_declaration", "interface_declaration", "enum_declaration",
-                         "record_declaration", "annotation_type_declaration"})
+_JAVA_TYPES = frozenset(
+    {
+        "class_declaration",
+        "interface_declaration",
+        "enum_declaration",
+        "record_declaration",
+        "annotation_type_declaration",
+    }
+)
 
 
 def _java_filename(root: ts.Node) -> str:
@@ -117,8 +124,12 @@ def _java_filename(root: ts.Node) -> str:
     for node in root.named_children:
         modifiers = next((c for c in node.children if c.type == "modifiers"), None)
         name = node.child_by_field_name("name")
-        if (node.type in _JAVA_TYPES and name is not None and modifiers is not None
-                and re.search(rb"\bpublic\b", modifiers.text)):
+        if (
+            node.type in _JAVA_TYPES
+            and name is not None
+            and modifiers is not None
+            and re.search(rb"\bpublic\b", modifiers.text)
+        ):
             return name.text.decode(errors="replace") + ".java"
     return "Main.java"
 
@@ -130,16 +141,27 @@ def _go_mod(description: str) -> dict[str, str]:
 
 
 def _go_env(cache: Path) -> dict[str, str]:
-    return {"GOCACHE": str(cache / "go-build"), "GOPATH": str(cache / "gopath"),
-            "GOPROXY": "off", "GOSUMDB": "off", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local",
-            "GOWORK": "off", "GOENV": "off", "GOTELEMETRY": "off", "CGO_ENABLED": "0"}
+    return {
+        "GOCACHE": str(cache / "go-build"),
+        "GOPATH": str(cache / "gopath"),
+        "GOPROXY": "off",
+        "GOSUMDB": "off",
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": "local",
+        "GOWORK": "off",
+        "GOENV": "off",
+        "GOTELEMETRY": "off",
+        "CGO_ENABLED": "0",
+    }
 
 
 def _rust_env(cache: Path) -> dict[str, str]:
     """Where rustup lives, for when `rustc` is still the rustup proxy (HOME is the temp dir)."""
     home = Path.home()
-    return {"RUSTUP_HOME": os.environ.get("RUSTUP_HOME", str(home / ".rustup")),
-            "CARGO_HOME": os.environ.get("CARGO_HOME", str(home / ".cargo"))}
+    return {
+        "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", str(home / ".rustup")),
+        "CARGO_HOME": os.environ.get("CARGO_HOME", str(home / ".cargo")),
+    }
 
 
 def _rustc_binary(path: str, env: dict[str, str]) -> str:
@@ -149,44 +171,104 @@ def _rustc_binary(path: str, env: dict[str, str]) -> str:
     return str(real) if rc == 0 and real.is_file() else path
 
 
-_GCC_C_ERRORS = ["-Werror=implicit-function-declaration", "-Werror=implicit-int",
-                 "-Werror=int-conversion", "-Werror=incompatible-pointer-types"]
+_GCC_C_ERRORS = [
+    "-Werror=implicit-function-declaration",
+    "-Werror=implicit-int",
+    "-Werror=int-conversion",
+    "-Werror=incompatible-pointer-types",
+]
 
 TOOLCHAINS: dict[str, Toolchain] = {
-    "python": Toolchain("python -m py_compile", (sys.executable,),
-                        lambda exe, src: [exe, "-I", "-m", "py_compile", src], _named("main.py")),
-    "javascript": Toolchain("node --check", ("node",), lambda exe, src: [exe, "--check", src],
-                            _js_filename),
-    "java": Toolchain("javac", ("javac",),
-                      lambda exe, src: [exe, "-d", "classes", "-proc:none", "-nowarn",
-                                        "-encoding", "UTF-8", "-J-Xmx256m", "-J-XX:+UseSerialGC",
-                                        "-J-XX:TieredStopAtLevel=1", src],
-                      _java_filename, version_args=("-version",)),
-    "go": Toolchain("go vet", ("go",), lambda exe, src: [exe, "vet", "./..."], _named("main.go"),
-                    version_args=("version",), extra_files=_go_mod, env=_go_env),
+    "python": Toolchain(
+        "python -m py_compile",
+        (sys.executable,),
+        lambda exe, src: [exe, "-I", "-m", "py_compile", src],
+        _named("main.py"),
+    ),
+    "javascript": Toolchain("node --check", ("node",), lambda exe, src: [exe, "--check", src], _js_filename),
+    "java": Toolchain(
+        "javac",
+        ("javac",),
+        lambda exe, src: [
+            exe,
+            "-d",
+            "classes",
+            "-proc:none",
+            "-nowarn",
+            "-encoding",
+            "UTF-8",
+            "-J-Xmx256m",
+            "-J-XX:+UseSerialGC",
+            "-J-XX:TieredStopAtLevel=1",
+            src,
+        ],
+        _java_filename,
+        version_args=("-version",),
+    ),
+    "go": Toolchain(
+        "go vet",
+        ("go",),
+        lambda exe, src: [exe, "vet", "./..."],
+        _named("main.go"),
+        version_args=("version",),
+        extra_files=_go_mod,
+        env=_go_env,
+    ),
     "ruby": Toolchain("ruby -c", ("ruby",), lambda exe, src: [exe, "-c", src], _named("main.rb")),
-    "rust": Toolchain("rustc --emit=metadata", ("rustc",),
-                      lambda exe, src: [exe, "--edition", "2021", "--crate-type", "lib",
-                                        "--crate-name", "check", "--emit=metadata",
-                                        "--cap-lints", "allow", "-o", "check.rmeta", src],
-                      _named("main.rs"), env=_rust_env, resolve=_rustc_binary),
-    "php": Toolchain("php -l", ("php",), lambda exe, src: [exe, "-n", "-l", src],
-                     _named("main.php"), version_args=("-n", "--version")),
-    "c": Toolchain("gcc -fsyntax-only", ("gcc",),
-                   lambda exe, src: [exe, "-fsyntax-only", "-fmax-errors=5", "-x", "c",
-                                     *_GCC_C_ERRORS, src],
-                   _named("main.c"), address_space_mib=4096),
-    "cpp": Toolchain("g++ -std=c++17 -fsyntax-only", ("g++",),
-                     lambda exe, src: [exe, "-std=c++17", "-fsyntax-only", "-fmax-errors=5",
-                                       "-x", "c++", src],
-                     _named("main.cpp"), address_space_mib=4096),
-    "csharp": Toolchain("{tool} -target:library", ("mcs", "csc"),
-                        lambda exe, src: [exe, "-target:library", "-out:check.dll", src],
-                        _named("Main.cs")),
+    "rust": Toolchain(
+        "rustc --emit=metadata",
+        ("rustc",),
+        lambda exe, src: [
+            exe,
+            "--edition",
+            "2021",
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "check",
+            "--emit=metadata",
+            "--cap-lints",
+            "allow",
+            "-o",
+            "check.rmeta",
+            src,
+        ],
+        _named("main.rs"),
+        env=_rust_env,
+        resolve=_rustc_binary,
+    ),
+    "php": Toolchain(
+        "php -l",
+        ("php",),
+        lambda exe, src: [exe, "-n", "-l", src],
+        _named("main.php"),
+        version_args=("-n", "--version"),
+    ),
+    "c": Toolchain(
+        "gcc -fsyntax-only",
+        ("gcc",),
+        lambda exe, src: [exe, "-fsyntax-only", "-fmax-errors=5", "-x", "c", *_GCC_C_ERRORS, src],
+        _named("main.c"),
+        address_space_mib=4096,
+    ),
+    "cpp": Toolchain(
+        "g++ -std=c++17 -fsyntax-only",
+        ("g++",),
+        lambda exe, src: [exe, "-std=c++17", "-fsyntax-only", "-fmax-errors=5", "-x", "c++", src],
+        _named("main.cpp"),
+        address_space_mib=4096,
+    ),
+    "csharp": Toolchain(
+        "{tool} -target:library",
+        ("mcs", "csc"),
+        lambda exe, src: [exe, "-target:library", "-out:check.dll", src],
+        _named("Main.cs"),
+    ),
 }
 
 
 # ---- running a tool ------------------------------------------------------------------------
+
 
 def _cache_dir() -> Path:
     """Persistent, so Go's build cache stays warm across checks and runs."""
@@ -198,25 +280,30 @@ def _cache_dir() -> Path:
 
 def _env(home: Path, tool: Toolchain) -> dict[str, str]:
     """HOME and TMPDIR are a scratch folder beside the sources (Go ignores a go.mod in TMPDIR)."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "TMPDIR": str(home),
-           "LANG": "C.UTF-8"}
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8"}
     return {**env, **tool.env(_cache_dir())}
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
-         address_space_mib: int | None = None) -> tuple[int | None, str]:
+def _run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, address_space_mib: int | None = None
+) -> tuple[int | None, str]:
     """(exit status or None on timeout, the first OUTPUT_BYTES of stdout+stderr).
 
     Limits are set by `sh` right before `exec`: preexec_fn is unsafe with threads."""
-    limits = [f"ulimit -d {DATA_LIMIT_KIB}", f"ulimit -f {FILE_LIMIT_BLOCKS}",
-              f"ulimit -t {int(timeout) + 5}"]
+    limits = [f"ulimit -d {DATA_LIMIT_KIB}", f"ulimit -f {FILE_LIMIT_BLOCKS}", f"ulimit -t {int(timeout) + 5}"]
     if address_space_mib:
         limits.append(f"ulimit -v {address_space_mib * 1024}")
     script = "; ".join(f"{limit} 2>/dev/null" for limit in limits) + '; exec "$@"'
     with tempfile.TemporaryFile() as out:  # unlinked: the tool cannot find or replace it
-        proc = subprocess.Popen(["/bin/sh", "-c", script, "sh", *argv], cwd=cwd, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script, "sh", *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             rc: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -239,7 +326,7 @@ def _detail(output: str, workdir: Path, home: Path) -> str:
     text = _NOISE.sub("", text).strip()
     if len(text) > DETAIL_CHARS:  # warnings first: start at the first error line
         first = re.search(r"^.*error.*$", text, re.IGNORECASE | re.MULTILINE)
-        text = text[first.start():] if first else text
+        text = text[first.start() :] if first else text
     return text[:DETAIL_CHARS]
 
 
@@ -265,8 +352,7 @@ def _toolchain(language: str) -> tuple[str, str] | None:
 
 def available_toolchains() -> dict[str, str | None]:
     """Language -> "tool version" of its checker, or None; probed once per process."""
-    return {language: (found[1] if (found := _toolchain(language)) else None)
-            for language in TOOLCHAINS}
+    return {language: (found[1] if (found := _toolchain(language)) else None) for language in TOOLCHAINS}
 
 
 def _toolchain_check(code: str, language: str, filename: str, timeout: float) -> tuple[str | None, dict]:
@@ -274,8 +360,7 @@ def _toolchain_check(code: str, language: str, filename: str, timeout: float) ->
     found = _toolchain(language)
     if found is None:
         names = " or ".join(Path(n).name for n in tool.executables)
-        return None, {"check": tool.check.format(tool=names), "status": "skipped",
-                      "detail": f"no {names} on PATH"}
+        return None, {"check": tool.check.format(tool=names), "status": "skipped", "detail": f"no {names} on PATH"}
     binary, description = found
     check = {"check": tool.check.format(tool=description.split()[0]), "tool": description}
     with tempfile.TemporaryDirectory(prefix="codecapy-check-", ignore_cleanup_errors=True) as tmp:
@@ -286,8 +371,7 @@ def _toolchain_check(code: str, language: str, filename: str, timeout: float) ->
             (workdir / name).write_text(text, encoding="utf-8", errors="replace")
         started = time.monotonic()
         try:
-            rc, output = _run(tool.argv(binary, filename), workdir, _env(home, tool), timeout,
-                              tool.address_space_mib)
+            rc, output = _run(tool.argv(binary, filename), workdir, _env(home, tool), timeout, tool.address_space_mib)
         except OSError as exc:
             return "check_error", {**check, "status": "error", "detail": f"cannot run: {exc}"}
         log.debug("%s check took %.3f s (exit %s)", language, time.monotonic() - started, rc)
@@ -305,6 +389,7 @@ def _toolchain_check(code: str, language: str, filename: str, timeout: float) ->
 
 
 # ---- tree-sitter ---------------------------------------------------------------------------
+
 
 def _first_error(root: ts.Node) -> ts.Node | None:
     stack = [root]
@@ -336,15 +421,13 @@ def syntax_error(code: str, language: str) -> str | None:
         return _syntax_detail(_first_error(root)) if root.has_error else None
 
 
-def _tree_sitter_check(source: bytes, language: str, function_name: str
-                       ) -> tuple[str | None, dict, str]:
+def _tree_sitter_check(source: bytes, language: str, function_name: str) -> tuple[str | None, dict, str]:
     """(reason or None, the check, the file name the toolchain should use)."""
     check = {"check": "tree-sitter"}
     with _TS_LOCK:
         root = parser_for(language).parse(source).root_node
         if root.has_error:
-            return "syntax_error", {**check, "status": "failed",
-                                    "detail": _syntax_detail(_first_error(root))}, ""
+            return "syntax_error", {**check, "status": "failed", "detail": _syntax_detail(_first_error(root))}, ""
         names = [s.name for s in extract(source, language)]
         filename = TOOLCHAINS[language].filename(root)
     if function_name not in names:
@@ -354,21 +437,20 @@ def _tree_sitter_check(source: bytes, language: str, function_name: str
     return None, {**check, "status": "passed"}, filename
 
 
-def check_program(code: str, language: str, function_name: str, *, timeout: float = 30.0
-                  ) -> CheckResult:
+def check_program(code: str, language: str, function_name: str, *, timeout: float = 30.0) -> CheckResult:
     """tree-sitter, then (if that passed and a tool is on PATH) the language's toolchain."""
     if language not in TOOLCHAINS:
         raise ValueError(f"unknown language {language!r}; choose from {sorted(TOOLCHAINS)}")
-    reason, check, filename = _tree_sitter_check(code.encode("utf-8", errors="replace"),
-                                                 language, function_name)
+    reason, check, filename = _tree_sitter_check(code.encode("utf-8", errors="replace"), language, function_name)
     if reason is not None:
         return CheckResult(False, reason, (check,))
     reason, tool_check = _toolchain_check(code, language, filename, timeout)
     return CheckResult(reason is None, reason, (check, tool_check))
 
 
-def check_programs(items: Sequence[tuple[str, str, str]], *, workers: int = 2,
-                   timeout: float = 30.0) -> list[CheckResult]:
+def check_programs(
+    items: Sequence[tuple[str, str, str]], *, workers: int = 2, timeout: float = 30.0
+) -> list[CheckResult]:
     """`check_program` over (code, language, function_name) items, in input order.
 
     Threads suffice: the work happens in the tools' processes."""

@@ -20,15 +20,36 @@ from data_generation.common.prompts import load_template
 from data_generation.sources.filters import FilterConfig, instruction_reason
 from data_generation.sources.reverse_instruct.harvest import Snippet
 
-DISPLAY_NAMES = {"python": "Python", "javascript": "JavaScript", "java": "Java", "go": "Go", "ruby": "Ruby",
-                 "rust": "Rust", "php": "PHP", "c": "C", "cpp": "C++", "csharp": "C#"}
+DISPLAY_NAMES = {
+    "python": "Python",
+    "javascript": "JavaScript",
+    "java": "Java",
+    "go": "Go",
+    "ruby": "Ruby",
+    "rust": "Rust",
+    "php": "PHP",
+    "c": "C",
+    "cpp": "C++",
+    "csharp": "C#",
+}
 # Info strings a model may put on a code fence, per language; the first is the one we ask for.
-FENCE_TAGS = {"python": ("python", "py", "python3"), "javascript": ("javascript", "js", "node", "mjs", "jsx"),
-              "java": ("java",), "go": ("go", "golang"), "ruby": ("ruby", "rb"), "rust": ("rust", "rs"),
-              "php": ("php",), "c": ("c", "h"), "cpp": ("cpp", "c++", "cc", "cxx", "hpp"),
-              "csharp": ("csharp", "cs", "c#")}
-_FENCE = re.compile(r"^[ \t]*(?P<ticks>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^\n]*\n(?P<body>.*?)"
-                    r"(?:(?P<close>^[ \t]*(?P=ticks)[ \t]*$)|\Z)", re.M | re.S)
+FENCE_TAGS = {
+    "python": ("python", "py", "python3"),
+    "javascript": ("javascript", "js", "node", "mjs", "jsx"),
+    "java": ("java",),
+    "go": ("go", "golang"),
+    "ruby": ("ruby", "rb"),
+    "rust": ("rust", "rs"),
+    "php": ("php",),
+    "c": ("c", "h"),
+    "cpp": ("cpp", "c++", "cc", "cxx", "hpp"),
+    "csharp": ("csharp", "cs", "c#"),
+}
+_FENCE = re.compile(
+    r"^[ \t]*(?P<ticks>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^\n]*\n(?P<body>.*?)"
+    r"(?:(?P<close>^[ \t]*(?P=ticks)[ \t]*$)|\Z)",
+    re.M | re.S,
+)
 _CODE_LINE_CHARS = 25  # a statement quoting a line this long from the function is quoting code
 
 
@@ -51,8 +72,9 @@ def _where(snippet: Snippet) -> str:
     return f"method `{snippet.name}` of `{owner}`" if owner else f"function `{snippet.name}`"
 
 
-def build_statement_prompt(snippets: Sequence[Snippet], *, min_words: int, max_words: int,
-                           compact: bool = False) -> str:
+def build_statement_prompt(
+    snippets: Sequence[Snippet], *, min_words: int, max_words: int, compact: bool = False
+) -> str:
     """Round 1: one request for `len(snippets)` problem statements."""
     parts = []
     for i, s in enumerate(snippets, start=1):
@@ -60,7 +82,8 @@ def build_statement_prompt(snippets: Sequence[Snippet], *, min_words: int, max_w
         parts.append(f"Function {i}: the {DISPLAY_NAMES[s.language]} {_where(s)}\n```{fence}\n{s.code.rstrip()}\n```")
     template = "reverse_instruct_statement_compact" if compact else "reverse_instruct_statement"
     return load_template(template).format(
-        count=len(snippets), min_words=min_words, max_words=max_words, functions="\n\n".join(parts))
+        count=len(snippets), min_words=min_words, max_words=max_words, functions="\n\n".join(parts)
+    )
 
 
 def statement_prefix(snippet: Snippet) -> str:
@@ -84,8 +107,13 @@ def build_program_prompt(snippet: Snippet, statement: str, *, compact: bool = Fa
     """Round 2: the statement and its function -> a complete program."""
     template = "reverse_instruct_program_compact" if compact else "reverse_instruct_program"
     return load_template(template).format(
-        language=DISPLAY_NAMES[snippet.language], statement=statement.strip(), fence=FENCE_TAGS[snippet.language][0],
-        code=snippet.code.rstrip(), name=snippet.name, language_rule=language_rules()[snippet.language])
+        language=DISPLAY_NAMES[snippet.language],
+        statement=statement.strip(),
+        fence=FENCE_TAGS[snippet.language][0],
+        code=snippet.code.rstrip(),
+        name=snippet.name,
+        language_rule=language_rules()[snippet.language],
+    )
 
 
 def statement_reason(statement: str, snippet: Snippet, filters: FilterConfig) -> str | None:
@@ -95,8 +123,10 @@ def statement_reason(statement: str, snippet: Snippet, filters: FilterConfig) ->
     reason = instruction_reason(statement, "", snippet.code, filters)
     if reason:
         return reason
-    if "```" in statement or any(len(line) >= _CODE_LINE_CHARS and line in statement
-                                 for line in (raw.strip() for raw in snippet.code.splitlines())):
+    if "```" in statement or any(
+        len(line) >= _CODE_LINE_CHARS and line in statement
+        for line in (raw.strip() for raw in snippet.code.splitlines())
+    ):
         return "contains_code"
     if not re.search(rf"(?<![\w$]){re.escape(snippet.name)}(?![\w$])", statement):
         return "function_not_named"

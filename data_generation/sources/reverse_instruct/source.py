@@ -138,28 +138,47 @@ class ReverseInstructSource:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         d = ReverseInstructConfig()
         g = parser.add_argument_group("functions to harvest (default: the Python stdlib + sources found here)")
-        g.add_argument("--paths", nargs="+", default=[],
-                       help="directories or files of source code, e.g. data/samples/functions (a small sample "
-                            "in all ten languages that ships with the repo)")
-        g.add_argument("--stdlib", action="store_true",
-                       help="also harvest the running Python's standard library (with --paths or --dataset; "
-                            "without either, the default corpus includes it anyway)")
-        g.add_argument("--max-lines", type=int, default=None,
-                       help="harvest only functions of at most this many lines, doc comment included "
-                            "(short functions suit a small teacher; default: up to 200)")
+        g.add_argument(
+            "--paths",
+            nargs="+",
+            default=[],
+            help="directories or files of source code, e.g. data/samples/functions (a small sample "
+            "in all ten languages that ships with the repo)",
+        )
+        g.add_argument(
+            "--stdlib",
+            action="store_true",
+            help="also harvest the running Python's standard library (with --paths or --dataset; "
+            "without either, the default corpus includes it anyway)",
+        )
+        g.add_argument(
+            "--max-lines",
+            type=int,
+            default=None,
+            help="harvest only functions of at most this many lines, doc comment included "
+            "(short functions suit a small teacher; default: up to 200)",
+        )
         g.add_argument("--dataset", default=None, help="HF dataset of functions: hub id, save_to_disk folder or file")
         for column in ("code", "language", "path", "repo", "license"):
-            g.add_argument(f"--{column}-column", default=getattr(d, f"{column}_column"),
-                           help=f"dataset column holding the {column}")
+            g.add_argument(
+                f"--{column}-column",
+                default=getattr(d, f"{column}_column"),
+                help=f"dataset column holding the {column}",
+            )
         g.add_argument("--split", default=d.split, help="dataset split")
         g.add_argument("--languages", default="", help=f"comma-separated subset of: {', '.join(sorted(LANGUAGES))}")
         g.add_argument("--per-language", type=int, default=None, help="at most this many functions per language")
         g.add_argument("--limit", type=int, default=None, help="at most this many functions sent to the teacher")
         g = parser.add_argument_group("generation")
-        g.add_argument("--snippets-per-request", type=int, default=d.snippets_per_request,
-                       help="functions per round-1 request (k)")
-        g.add_argument("--requests-per-step", type=int, default=d.requests_per_step,
-                       help="round-1 requests per step (a step is the unit of resume)")
+        g.add_argument(
+            "--snippets-per-request", type=int, default=d.snippets_per_request, help="functions per round-1 request (k)"
+        )
+        g.add_argument(
+            "--requests-per-step",
+            type=int,
+            default=d.requests_per_step,
+            help="round-1 requests per step (a step is the unit of resume)",
+        )
         g.add_argument("--threshold", type=float, default=d.threshold, help="ROUGE-L near-duplicate threshold")
         g.add_argument("--min-words", type=int, default=d.min_words, help="shortest problem statement")
         g.add_argument("--max-words", type=int, default=d.max_words, help="longest problem statement")
@@ -171,9 +190,12 @@ class ReverseInstructSource:
         g.add_argument("--program-max-tokens", type=int, default=d.program_max_tokens)
         g.add_argument("--check-timeout", type=float, default=d.check_timeout, help="seconds per toolchain check")
         g.add_argument("--check-workers", type=int, default=d.check_workers, help="toolchain checks run together")
-        g.add_argument("--compact-prompts", action="store_true",
-                       help="shorter prompts (prompts/reverse_instruct_*_compact.txt) for a small teacher on a CPU, "
-                            "where prompt tokens cost most of the time")
+        g.add_argument(
+            "--compact-prompts",
+            action="store_true",
+            help="shorter prompts (prompts/reverse_instruct_*_compact.txt) for a small teacher on a CPU, "
+            "where prompt tokens cost most of the time",
+        )
         g.add_argument("--rejects", default=None, help="rejects file (default: OUTPUT with .rejects.jsonl)")
         add_teacher_arguments(parser)
 
@@ -181,10 +203,17 @@ class ReverseInstructSource:
     def from_args(cls, args: argparse.Namespace) -> "ReverseInstructSource":
         try:
             languages = tuple(x.strip() for x in args.languages.split(",") if x.strip())
-            cfg = ReverseInstructConfig(**{
-                **{k: getattr(args, k) for k in ReverseInstructConfig.__dataclass_fields__
-                   if k not in ("paths", "languages")},
-                "paths": tuple(args.paths), "languages": languages})
+            cfg = ReverseInstructConfig(
+                **{
+                    **{
+                        k: getattr(args, k)
+                        for k in ReverseInstructConfig.__dataclass_fields__
+                        if k not in ("paths", "languages")
+                    },
+                    "paths": tuple(args.paths),
+                    "languages": languages,
+                }
+            )
         except ValueError as exc:  # an impossible combination of options: say which, no traceback
             raise SystemExit(f"reverse-instruct: {exc}") from None
         return cls(cfg, teacher_from_args(args), Path(args.output).with_suffix(".rejects.jsonl"))
@@ -200,12 +229,23 @@ class ReverseInstructSource:
             per_language[lang]["records"] = n
         for row in self.rejects.rows:
             per_language[row["language"]]["rejected"][row["reason"]] += 1
-        languages = {lang: {"functions": v["records"] + sum(v["rejected"].values()), "records": v["records"],
-                            "rejected": dict(sorted(v["rejected"].items()))}
-                     for lang, v in sorted(per_language.items())}
-        return {"teacher_usage": self.teacher.usage(), "steps": self.step, "functions_sent": self.sent,
-                "corpus": self.corpus_summary,
-                "harvest": self.harvest.as_dict(), "languages": languages, "rejects_file": str(self.rejects.path)}
+        languages = {
+            lang: {
+                "functions": v["records"] + sum(v["rejected"].values()),
+                "records": v["records"],
+                "rejected": dict(sorted(v["rejected"].items())),
+            }
+            for lang, v in sorted(per_language.items())
+        }
+        return {
+            "teacher_usage": self.teacher.usage(),
+            "steps": self.step,
+            "functions_sent": self.sent,
+            "corpus": self.corpus_summary,
+            "harvest": self.harvest.as_dict(),
+            "languages": languages,
+            "rejects_file": str(self.rejects.path),
+        }
 
     def close(self) -> None:
         self.teacher.close()
@@ -216,8 +256,10 @@ class ReverseInstructSource:
         """Keep the steps that finished (marker in the rejects file, all their records in the
         journal); return how many journal records that is. Pooled statements come back in order."""
         if any(r.source != self.name or not isinstance(r.meta.get("step"), int) for r in done):
-            raise ValueError("the output file holds records that are not from a reverse-instruct run; "
-                             "choose a new --output (reverse-instruct appends to it, to resume)")
+            raise ValueError(
+                "the output file holds records that are not from a reverse-instruct run; "
+                "choose a new --output (reverse-instruct appends to it, to resume)"
+            )
         per_step = Counter(r.meta["step"] for r in done)
         self.step = 0
         while self.step in self.rejects.done and self.rejects.done[self.step] == per_step.get(self.step, 0):
@@ -256,9 +298,15 @@ class ReverseInstructSource:
             self.rejects.append_step(self.step, rejects, kept=len(records))
             self.kept_languages.update(r.language for r in records)
             self.sent += len(chunk)
-            log_step(log, self.name, self.step, len(records), Counter(row["reason"] for row in rejects),
-                     f"{sum(self.kept_languages.values())} records from {self.sent} functions"
-                     + (f" of at most {self.cfg.limit}" if self.cfg.limit else ""))
+            log_step(
+                log,
+                self.name,
+                self.step,
+                len(records),
+                Counter(row["reason"] for row in rejects),
+                f"{sum(self.kept_languages.values())} records from {self.sent} functions"
+                + (f" of at most {self.cfg.limit}" if self.cfg.limit else ""),
+            )
             self.step += 1
             if self.on_step is not None:
                 self.on_step()
@@ -271,10 +319,16 @@ class ReverseInstructSource:
         if not cfg.paths and not cfg.dataset:
             found = corpus.default_corpus()
             self.corpus_summary = {lang: [str(p) for p in roots] for lang, roots in found.items()}
-            log.info("default corpus (the Python stdlib and the sources found here):\n%s",
-                     corpus.describe_corpus(found))
-            yield from _round_robin([corpus.harvest_corpus({lang: found[lang]}, [lang], cfg.per_language,
-                                                           self.harvest, limits) for lang in langs if found.get(lang)])
+            log.info(
+                "default corpus (the Python stdlib and the sources found here):\n%s", corpus.describe_corpus(found)
+            )
+            yield from _round_robin(
+                [
+                    corpus.harvest_corpus({lang: found[lang]}, [lang], cfg.per_language, self.harvest, limits)
+                    for lang in langs
+                    if found.get(lang)
+                ]
+            )
             return
         stdlib = sysconfig.get_paths()["stdlib"] if cfg.stdlib else None
         self.corpus_summary = {"paths": list(cfg.paths), "stdlib": stdlib, "dataset": cfg.dataset}
@@ -282,10 +336,18 @@ class ReverseInstructSource:
             yield from _round_robin([self._language_stream(lang, stdlib, limits) for lang in langs])
         if cfg.dataset:
             yield from corpus.iter_dataset_snippets(
-                cfg.dataset, code_column=cfg.code_column, language_column=cfg.language_column,
-                path_column=cfg.path_column, repo_column=cfg.repo_column, license_column=cfg.license_column,
-                split=cfg.split, languages=cfg.languages or None, quota=cfg.per_language, stats=self.harvest,
-                cfg=limits)
+                cfg.dataset,
+                code_column=cfg.code_column,
+                language_column=cfg.language_column,
+                path_column=cfg.path_column,
+                repo_column=cfg.repo_column,
+                license_column=cfg.license_column,
+                split=cfg.split,
+                languages=cfg.languages or None,
+                quota=cfg.per_language,
+                stats=self.harvest,
+                cfg=limits,
+            )
 
     def _language_stream(self, lang: str, stdlib: str | None, limits: HarvestFilter) -> Iterator[Snippet]:
         """One language's functions: from the paths first, then (Python) from the standard library,
@@ -297,8 +359,13 @@ class ReverseInstructSource:
             yield from harvest_paths([stdlib], [lang], self.cfg.per_language, self.harvest, limits, dedup)
 
     def _decoding(self, tag: str, *, temperature: float, max_tokens: int, stop: tuple[str, ...] = ()) -> Decoding:
-        return Decoding(temperature=temperature, top_p=self.cfg.top_p, max_tokens=max_tokens, stop=stop,
-                        seed=random.Random(tag).randrange(2**31))
+        return Decoding(
+            temperature=temperature,
+            top_p=self.cfg.top_p,
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=random.Random(tag).randrange(2**31),
+        )
 
     def _run_step(self, chunk: list[tuple[int, Snippet]], stats: SourceStats) -> tuple[list[Record], list[dict]]:
         stats.read += len(chunk)
@@ -306,19 +373,38 @@ class ReverseInstructSource:
         statements = self._round_one(chunk, rejects)
         novel = self._novel(chunk, statements, rejects)
         programs = self._round_two(novel, rejects)
-        results = check_programs([(prog, s.language, s.name) for (_, s), _, prog, _ in programs],
-                                 workers=self.cfg.check_workers, timeout=self.cfg.check_timeout)
+        results = check_programs(
+            [(prog, s.language, s.name) for (_, s), _, prog, _ in programs],
+            workers=self.cfg.check_workers,
+            timeout=self.cfg.check_timeout,
+        )
         results = self._import_run(programs, results)
         records = []
         for ((index, snippet), statement, program, meta), result in zip(programs, results):
             if not result.ok:
                 reason = result.reason if result.reason.startswith("check_") else f"check_{result.reason}"
-                rejects.append(self._reject(index, snippet, reason, statement=statement, program=program,
-                                            detail=json.dumps(list(result.checks))[:500]))
+                rejects.append(
+                    self._reject(
+                        index,
+                        snippet,
+                        reason,
+                        statement=statement,
+                        program=program,
+                        detail=json.dumps(list(result.checks))[:500],
+                    )
+                )
                 continue
             meta = {**meta, "checks": list(result.checks)}
-            records.append(Record(instruction=statement, input="", output=program, source=self.name,
-                                  language=snippet.language, meta=meta))
+            records.append(
+                Record(
+                    instruction=statement,
+                    input="",
+                    output=program,
+                    source=self.name,
+                    language=snippet.language,
+                    meta=meta,
+                )
+            )
         for row in rejects:
             stats.reject(row["reason"], f"step {self.step} function {row['index']}", row["detail"][:120])
         records = [r.replace(meta={**r.meta, "step_kept": len(records)}) for r in records]
@@ -344,30 +430,43 @@ class ReverseInstructSource:
     def _round_one(self, chunk: list[tuple[int, Snippet]], rejects: list[dict]) -> dict[int, tuple[str, Completion]]:
         """Statements by function index; functions without a usable one become rejects."""
         k = self.cfg.snippets_per_request
-        groups = [chunk[i:i + k] for i in range(0, len(chunk), k)]
+        groups = [chunk[i : i + k] for i in range(0, len(chunk), k)]
         requests = []
         for r, group in enumerate(groups):
             tag = f"reverse-instruct:r1:{self.cfg.seed}:{self.step}:{r}"
-            prompt = ri.build_statement_prompt([s for _, s in group], min_words=self.cfg.min_words,
-                                               max_words=self.cfg.max_words, compact=self.cfg.compact_prompts)
+            prompt = ri.build_statement_prompt(
+                [s for _, s in group],
+                min_words=self.cfg.min_words,
+                max_words=self.cfg.max_words,
+                compact=self.cfg.compact_prompts,
+            )
             stop: tuple[str, ...] = (f"\n{len(group) + 1}.",)
             if len(group) == 1 and starts_replies(self.teacher):
                 # the reply began with "1. Write the ...": its statement is the first paragraph
                 stop += ("\n\n", "\n```")
-            decoding = self._decoding(tag, temperature=self.cfg.temperature, max_tokens=self.cfg.statement_max_tokens,
-                                      stop=stop)
-            requests.append(Request.chat(prompt, tag=tag, decoding=decoding,
-                                         reply_prefix=ri.statement_prefix(group[0][1])))
+            decoding = self._decoding(
+                tag, temperature=self.cfg.temperature, max_tokens=self.cfg.statement_max_tokens, stop=stop
+            )
+            requests.append(
+                Request.chat(prompt, tag=tag, decoding=decoding, reply_prefix=ri.statement_prefix(group[0][1]))
+            )
         out = {}
         for group, completion in zip(groups, self.teacher.complete_all(requests)):
             choice = completion.choices[0]
             found = parse_numbered_statements(choice.text, len(group), finish_reason=choice.finish_reason)
             for number, (index, snippet) in enumerate(group, start=1):
                 statement = ri.first_paragraph(found[number]) if number in found else None
-                reason = ("missing" if statement is None else ri.statement_reason(statement, snippet, self.filters))
+                reason = "missing" if statement is None else ri.statement_reason(statement, snippet, self.filters)
                 if reason:
-                    rejects.append(self._reject(index, snippet, f"statement_{reason}", statement=statement or "",
-                                                detail=choice.text[:300] if statement is None else ""))
+                    rejects.append(
+                        self._reject(
+                            index,
+                            snippet,
+                            f"statement_{reason}",
+                            statement=statement or "",
+                            detail=choice.text[:300] if statement is None else "",
+                        )
+                    )
                 else:
                     out[index] = (statement, completion)
         return out
@@ -381,8 +480,15 @@ class ReverseInstructSource:
             if decision.keep:
                 novel.append((item, statement, completion))
             else:
-                rejects.append(self._reject(item[0], item[1], "similar_to_pool", statement=statement,
-                                            detail=f"ROUGE-L {decision.max_score:.3f}"))
+                rejects.append(
+                    self._reject(
+                        item[0],
+                        item[1],
+                        "similar_to_pool",
+                        statement=statement,
+                        detail=f"ROUGE-L {decision.max_score:.3f}",
+                    )
+                )
         return novel
 
     def _round_two(self, novel, rejects: list[dict]) -> list[tuple[tuple[int, Snippet], str, str, dict]]:
@@ -390,33 +496,62 @@ class ReverseInstructSource:
         for (index, snippet), statement, _ in novel:
             tag = f"reverse-instruct:r2:{self.cfg.seed}:{index}"
             # the local teacher opened the code block itself (reply_prefix): the program ends where it closes
-            decoding = self._decoding(tag, temperature=self.cfg.program_temperature,
-                                      max_tokens=self.cfg.program_max_tokens,
-                                      stop=("```",) if starts_replies(self.teacher) else ())
+            decoding = self._decoding(
+                tag,
+                temperature=self.cfg.program_temperature,
+                max_tokens=self.cfg.program_max_tokens,
+                stop=("```",) if starts_replies(self.teacher) else (),
+            )
             prompt = ri.build_program_prompt(snippet, statement, compact=self.cfg.compact_prompts)
-            requests.append(Request.chat(prompt, tag=tag, decoding=decoding,
-                                         reply_prefix=ri.program_prefix(snippet.language)))
+            requests.append(
+                Request.chat(prompt, tag=tag, decoding=decoding, reply_prefix=ri.program_prefix(snippet.language))
+            )
         programs = []
         for ((index, snippet), statement, first), completion in zip(novel, self.teacher.complete_all(requests)):
             choice = completion.choices[0]
             program, reason = ri.parse_program_reply(choice.text, snippet.language, choice.finish_reason)
             if program is None:
-                rejects.append(self._reject(index, snippet, f"program_{reason}", statement=statement,
-                                            program=choice.text, pooled=True))
+                rejects.append(
+                    self._reject(
+                        index, snippet, f"program_{reason}", statement=statement, program=choice.text, pooled=True
+                    )
+                )
                 continue
-            meta = {"index": index, "step": self.step, "function": _provenance(snippet),
-                    "teacher_model": completion.model, "statement_finish_reason": first.choices[0].finish_reason,
-                    "program_finish_reason": choice.finish_reason}
+            meta = {
+                "index": index,
+                "step": self.step,
+                "function": _provenance(snippet),
+                "teacher_model": completion.model,
+                "statement_finish_reason": first.choices[0].finish_reason,
+                "program_finish_reason": choice.finish_reason,
+            }
             programs.append(((index, snippet), statement, program, meta))
         return programs
 
-    def _reject(self, index: int, snippet: Snippet, reason: str, *, statement: str = "", program: str = "",
-                detail: str = "", pooled: bool | None = None) -> dict:
+    def _reject(
+        self,
+        index: int,
+        snippet: Snippet,
+        reason: str,
+        *,
+        statement: str = "",
+        program: str = "",
+        detail: str = "",
+        pooled: bool | None = None,
+    ) -> dict:
         if pooled is None:  # past the similarity filter, the statement is in the pool
             pooled = reason.startswith(("program_", "check_"))
-        return {"step": self.step, "index": index, "language": snippet.language, "reason": reason,
-                "function": _provenance(snippet), "statement": statement, "program": program,
-                "detail": detail, "pooled": pooled}
+        return {
+            "step": self.step,
+            "index": index,
+            "language": snippet.language,
+            "reason": reason,
+            "function": _provenance(snippet),
+            "statement": statement,
+            "program": program,
+            "detail": detail,
+            "pooled": pooled,
+        }
 
 
 def _round_robin(streams: list[Iterator[Snippet]]) -> Iterator[Snippet]:
@@ -432,5 +567,10 @@ def _round_robin(streams: list[Iterator[Snippet]]) -> Iterator[Snippet]:
 
 
 def _provenance(snippet: Snippet) -> dict[str, Any]:
-    return {"name": snippet.name, "path": snippet.path, "start_line": snippet.start_line,
-            "end_line": snippet.end_line, **snippet.meta}
+    return {
+        "name": snippet.name,
+        "path": snippet.path,
+        "start_line": snippet.start_line,
+        "end_line": snippet.end_line,
+        **snippet.meta,
+    }

@@ -112,32 +112,64 @@ class SelfInstructSource:
         parser.add_argument("--seed-tasks", default=d.seed_tasks, help="seed tasks (.jsonl, Alpaca seed format)")
         parser.add_argument("--num-instructions", type=int, default=d.num_instructions, help="machine tasks to keep")
         parser.add_argument("--num-tasks", type=int, default=d.num_tasks, help="tasks per prompt (examples included)")
-        parser.add_argument("--num-prompt-instructions", type=int, default=d.num_prompt_instructions,
-                            help="in-context example tasks per prompt")
-        parser.add_argument("--machine-ratio", type=float, default=d.machine_ratio,
-                            help="share of in-context examples taken from the machine-written pool")
-        parser.add_argument("--requests-per-step", type=int, default=d.requests_per_step,
-                            help="prompts sent together per step")
+        parser.add_argument(
+            "--num-prompt-instructions",
+            type=int,
+            default=d.num_prompt_instructions,
+            help="in-context example tasks per prompt",
+        )
+        parser.add_argument(
+            "--machine-ratio",
+            type=float,
+            default=d.machine_ratio,
+            help="share of in-context examples taken from the machine-written pool",
+        )
+        parser.add_argument(
+            "--requests-per-step", type=int, default=d.requests_per_step, help="prompts sent together per step"
+        )
         parser.add_argument("--threshold", type=float, default=d.threshold, help="ROUGE-L near-duplicate threshold")
         parser.add_argument("--seed", type=int, default=d.seed, help="sampling seed")
         parser.add_argument("--temperature", type=float, default=d.temperature)
         parser.add_argument("--top-p", type=float, default=d.top_p)
         parser.add_argument("--max-tokens", type=int, default=d.max_tokens)
-        parser.add_argument("--api", choices=("completions", "chat"), default=d.api,
-                            help="teacher API: the prompt as a text to continue, or as one user message")
-        parser.add_argument("--max-idle-steps", type=int, default=d.max_idle_steps,
-                            help="give up after this many steps in a row that keep nothing")
-        parser.add_argument("--mode", choices=("batch", "single"), default=d.mode,
-                            help="batch: each request continues Alpaca's numbered task list (a strong teacher); "
-                                 "single: each request asks for ONE new task, then its answer as a plain chat "
-                                 "question (small models, e.g. the embedded SmolLM2)")
-        parser.add_argument("--languages", default="",
-                            help=f"single mode: comma-separated languages to draw each task's from "
-                                 f"(default all: {','.join(si.SINGLE_LANGUAGES)})")
-        parser.add_argument("--instruction-max-tokens", type=int, default=d.instruction_max_tokens,
-                            help="single mode: token limit of the one-sentence task (--max-tokens limits the answer)")
-        parser.add_argument("--answer-temperature", type=float, default=d.answer_temperature,
-                            help="single mode: temperature of the answer request")
+        parser.add_argument(
+            "--api",
+            choices=("completions", "chat"),
+            default=d.api,
+            help="teacher API: the prompt as a text to continue, or as one user message",
+        )
+        parser.add_argument(
+            "--max-idle-steps",
+            type=int,
+            default=d.max_idle_steps,
+            help="give up after this many steps in a row that keep nothing",
+        )
+        parser.add_argument(
+            "--mode",
+            choices=("batch", "single"),
+            default=d.mode,
+            help="batch: each request continues Alpaca's numbered task list (a strong teacher); "
+            "single: each request asks for ONE new task, then its answer as a plain chat "
+            "question (small models, e.g. the embedded SmolLM2)",
+        )
+        parser.add_argument(
+            "--languages",
+            default="",
+            help=f"single mode: comma-separated languages to draw each task's from "
+            f"(default all: {','.join(si.SINGLE_LANGUAGES)})",
+        )
+        parser.add_argument(
+            "--instruction-max-tokens",
+            type=int,
+            default=d.instruction_max_tokens,
+            help="single mode: token limit of the one-sentence task (--max-tokens limits the answer)",
+        )
+        parser.add_argument(
+            "--answer-temperature",
+            type=float,
+            default=d.answer_temperature,
+            help="single mode: temperature of the answer request",
+        )
         add_teacher_arguments(parser)
 
     @classmethod
@@ -151,13 +183,24 @@ class SelfInstructSource:
     @staticmethod
     def _config(args: argparse.Namespace) -> SelfInstructConfig:
         return SelfInstructConfig(
-            seed_tasks=args.seed_tasks, num_instructions=args.num_instructions, num_tasks=args.num_tasks,
-            num_prompt_instructions=args.num_prompt_instructions, machine_ratio=args.machine_ratio,
-            requests_per_step=args.requests_per_step, threshold=args.threshold, seed=args.seed,
-            temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, api=args.api,
-            max_idle_steps=args.max_idle_steps, mode=args.mode,
+            seed_tasks=args.seed_tasks,
+            num_instructions=args.num_instructions,
+            num_tasks=args.num_tasks,
+            num_prompt_instructions=args.num_prompt_instructions,
+            machine_ratio=args.machine_ratio,
+            requests_per_step=args.requests_per_step,
+            threshold=args.threshold,
+            seed=args.seed,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_tokens=args.max_tokens,
+            api=args.api,
+            max_idle_steps=args.max_idle_steps,
+            mode=args.mode,
             languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
-            instruction_max_tokens=args.instruction_max_tokens, answer_temperature=args.answer_temperature)
+            instruction_max_tokens=args.instruction_max_tokens,
+            answer_temperature=args.answer_temperature,
+        )
 
     def config(self) -> dict[str, Any]:
         return {**asdict(self.cfg), "teacher": {"model": self.teacher.model}, "seeds": len(self.seeds)}
@@ -179,8 +222,10 @@ class SelfInstructSource:
         """
         keep = len(done)
         if any(not isinstance(r.meta.get("step"), int) or r.source != self.name for r in done):
-            raise ValueError("the output file holds records that are not from a self-instruct run; "
-                             "choose a new --output (self-instruct appends to it, to resume)")
+            raise ValueError(
+                "the output file holds records that are not from a self-instruct run; "
+                "choose a new --output (self-instruct appends to it, to resume)"
+            )
         if done:
             last = done[-1].meta.get("step")
             tail = [r for r in done if r.meta.get("step") == last]
@@ -217,30 +262,48 @@ class SelfInstructSource:
             step, self.step = self.step, self.step + 1
             if kept:
                 yield kept
-            log_step(log, self.name, step, len(kept), stats.rejected - before,
-                     f"{len(self.machine)} of {self.cfg.num_instructions} machine tasks")
+            log_step(
+                log,
+                self.name,
+                step,
+                len(kept),
+                stats.rejected - before,
+                f"{len(self.machine)} of {self.cfg.num_instructions} machine tasks",
+            )
             if self.on_step is not None:
                 self.on_step()
             if idle >= self.cfg.max_idle_steps:
-                self.stop_reason = (f"max_idle_steps: {idle} steps in a row kept no task; "
-                                    f"{len(self.machine)} of {self.cfg.num_instructions} machine tasks")
-                log.warning("stopping: %d steps in a row kept no task (teacher too weak, or filters too strict?); "
-                            "%d of %d machine tasks", idle, len(self.machine), self.cfg.num_instructions)
+                self.stop_reason = (
+                    f"max_idle_steps: {idle} steps in a row kept no task; "
+                    f"{len(self.machine)} of {self.cfg.num_instructions} machine tasks"
+                )
+                log.warning(
+                    "stopping: %d steps in a row kept no task (teacher too weak, or filters too strict?); "
+                    "%d of %d machine tasks",
+                    idle,
+                    len(self.machine),
+                    self.cfg.num_instructions,
+                )
                 return
 
     def _requests(self) -> tuple[list[Request], list[tuple[list[si.Example], int]]]:
         cfg, requests, shown = self.cfg, [], []
         for r in range(cfg.requests_per_step):
             rng = random.Random(f"self-instruct:{cfg.seed}:{self.step}:{r}")
-            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions,
-                                          cfg.machine_ratio, rng)
+            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions, cfg.machine_ratio, rng)
             prompt, first = si.build_prompt(examples, cfg.num_tasks)
-            decoding = Decoding(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
-                                stop=si.stop_sequences(cfg.num_tasks), seed=rng.randrange(2**31))
+            decoding = Decoding(
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_tokens=cfg.max_tokens,
+                stop=si.stop_sequences(cfg.num_tasks),
+                seed=rng.randrange(2**31),
+            )
             tag = f"self-instruct:{cfg.seed}:{self.step}:{r}"
             if cfg.api == "chat":
-                requests.append(Request.chat(prompt, system=load_template("self_instruct_system"),
-                                             decoding=decoding, tag=tag))
+                requests.append(
+                    Request.chat(prompt, system=load_template("self_instruct_system"), decoding=decoding, tag=tag)
+                )
             else:
                 requests.append(Request(prompt=prompt, decoding=decoding, tag=tag))
             shown.append((examples, first))
@@ -275,14 +338,22 @@ class SelfInstructSource:
         languages = cfg.languages or si.SINGLE_LANGUAGES
         for r in range(cfg.requests_per_step):
             rng = random.Random(f"self-instruct:{cfg.seed}:{self.step}:{r}")
-            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions,
-                                          cfg.machine_ratio, rng)
+            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions, cfg.machine_ratio, rng)
             task = si.pick_single_task(languages, rng)
-            decoding = Decoding(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.instruction_max_tokens,
-                                stop=("\n",), seed=rng.randrange(2**31))
-            request = Request.chat(si.build_single_prompt(examples, task),
-                                   system=load_template("self_instruct_single_system"), decoding=decoding,
-                                   tag=f"self-instruct:single:{cfg.seed}:{self.step}:{r}", reply_prefix=task.prefix)
+            decoding = Decoding(
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_tokens=cfg.instruction_max_tokens,
+                stop=("\n",),
+                seed=rng.randrange(2**31),
+            )
+            request = Request.chat(
+                si.build_single_prompt(examples, task),
+                system=load_template("self_instruct_single_system"),
+                decoding=decoding,
+                tag=f"self-instruct:single:{cfg.seed}:{self.step}:{r}",
+                reply_prefix=task.prefix,
+            )
             out.append((request, examples, task))
         return out
 
@@ -291,10 +362,20 @@ class SelfInstructSource:
         # A teacher that opened the code block itself stops where the block closes; any other
         # teacher writes the whole reply and the block is taken out of it.
         stop = ("```",) if starts_replies(self.teacher) else ()
-        decoding = Decoding(temperature=self.cfg.answer_temperature, top_p=self.cfg.top_p,
-                            max_tokens=self.cfg.max_tokens, stop=stop, seed=random.Random(tag).randrange(2**31))
-        return Request.chat(instruction, system=si.build_answer_system(task), decoding=decoding, tag=tag,
-                            reply_prefix=si.answer_prefix(task))
+        decoding = Decoding(
+            temperature=self.cfg.answer_temperature,
+            top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens,
+            stop=stop,
+            seed=random.Random(tag).randrange(2**31),
+        )
+        return Request.chat(
+            instruction,
+            system=si.build_answer_system(task),
+            decoding=decoding,
+            tag=tag,
+            reply_prefix=si.answer_prefix(task),
+        )
 
     def _run_step_single(self, stats: SourceStats) -> list[Record]:
         """Tasks first (filters, then the ROUGE-L filter as a probe that pools nothing), answers only
@@ -325,8 +406,9 @@ class SelfInstructSource:
                 stats.reject("over_target", where, item[1][:120])
             else:
                 novel.append(item)
-        answers = self.teacher.complete_all([self._answer_request(instruction, task, r)
-                                             for r, instruction, _, task, _ in novel])
+        answers = self.teacher.complete_all(
+            [self._answer_request(instruction, task, r) for r, instruction, _, task, _ in novel]
+        )
         candidates = []
         for (r, instruction, examples, task, asked_completion), answer in zip(novel, answers):
             choice, where = answer.choices[0], f"step {self.step} request {r}"
@@ -344,8 +426,11 @@ class SelfInstructSource:
                 stats.reject("answer_syntax_error", where, f"{error}: {instruction[:80]}")
                 continue
             parsed = ParsedTask(1, instruction, "", code)
-            meta = {"mode": "single", "language_asked": task.language,
-                    "instruction_finish_reason": asked_completion.choices[0].finish_reason}
+            meta = {
+                "mode": "single",
+                "language_asked": task.language,
+                "instruction_finish_reason": asked_completion.choices[0].finish_reason,
+            }
             candidates.append((parsed, r, 0, examples, answer, choice.finish_reason, meta))
         return self._keep_novel(candidates, stats)
 
@@ -369,18 +454,36 @@ class SelfInstructSource:
         stats.emitted += len(kept)
         return kept
 
-    def _record(self, task: ParsedTask, request: int, examples: list[si.Example], completion: Completion,
-                finish: str, decision, extra: dict[str, Any] | None = None) -> Record:
+    def _record(
+        self,
+        task: ParsedTask,
+        request: int,
+        examples: list[si.Example],
+        completion: Completion,
+        finish: str,
+        decision,
+        extra: dict[str, Any] | None = None,
+    ) -> Record:
         """A kept task. `extra` (single mode): the mode, the language asked for and the task request's
         finish reason; `finish_reason` is then the answer's, and there is no task number."""
         meta = {"teacher_model": completion.model, "step": self.step, "request": request}
         if extra is None:
             meta["task_number"] = task.index
-        meta.update({
-            "finish_reason": finish, **(extra or {}), "prompt_examples": [ex.origin for ex in examples],
-            "most_similar_instructions": self.pool.most_similar_instructions(decision),
-            "avg_similarity_score": decision.avg_score,
-        })
+        meta.update(
+            {
+                "finish_reason": finish,
+                **(extra or {}),
+                "prompt_examples": [ex.origin for ex in examples],
+                "most_similar_instructions": self.pool.most_similar_instructions(decision),
+                "avg_similarity_score": decision.avg_score,
+            }
+        )
         language = extra["language_asked"] if extra else guess_language(task.instruction, task.input, task.output)
-        return Record(instruction=task.instruction, input=task.input, output=task.output, source=self.name,
-                      language=language, meta=meta)
+        return Record(
+            instruction=task.instruction,
+            input=task.input,
+            output=task.output,
+            source=self.name,
+            language=language,
+            meta=meta,
+        )

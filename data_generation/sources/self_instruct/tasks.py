@@ -41,8 +41,9 @@ _STARTS_WITH_MARKER = re.compile(r"^\s*\**\s*\d{1,4}[.)]\s*\**\s*instruction\s*\
 SINGLE_VERBS = ("Write", "Implement", "Create", "Define")
 SINGLE_KINDS = {"java": "method", "csharp": "method"}  # everything else: "function"
 SINGLE_LANGUAGES = tuple(DISPLAY_NAMES)  # the languages whose answers the program checks can parse
-_LABEL = re.compile(r"^\s*(?:\d{1,3}[.)]\s*)?\**\s*(?:new\s+)?(?:task|instruction|exercise)\s*\d*\s*\**\s*:\s*\**\s*",
-                    re.I)
+_LABEL = re.compile(
+    r"^\s*(?:\d{1,3}[.)]\s*)?\**\s*(?:new\s+)?(?:task|instruction|exercise)\s*\d*\s*\**\s*:\s*\**\s*", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,22 @@ def load_seed_tasks(path: str | Path) -> list[Example]:
             raise DataError(path, where, "the seed task's first instance needs a non-empty string `output`")
         if not isinstance(first.get("input", ""), str):
             raise DataError(path, where, "the seed task's `input` must be a string")
-        seeds.append(Example(instruction.strip(), first.get("input", "").strip(), first["output"].strip(),
-                             f"seed:{row.get('id', where)}"))
+        seeds.append(
+            Example(
+                instruction.strip(),
+                first.get("input", "").strip(),
+                first["output"].strip(),
+                f"seed:{row.get('id', where)}",
+            )
+        )
     if not seeds:
         raise DataError(path, None, "no seed tasks")
     return seeds
 
 
-def sample_examples(seeds: Sequence[Example], machine: Sequence[Example], count: int, machine_ratio: float,
-                    rng: random.Random) -> list[Example]:
+def sample_examples(
+    seeds: Sequence[Example], machine: Sequence[Example], count: int, machine_ratio: float, rng: random.Random
+) -> list[Example]:
     """`count` distinct examples: round(count * machine_ratio) from the machine pool (as far as it goes),
     the rest from the seeds (Alpaca: 3 seeds, ratio 0)."""
     n_machine = min(len(machine), round(count * machine_ratio))
@@ -96,8 +104,9 @@ def build_prompt(examples: Sequence[Example], num_tasks: int) -> tuple[str, int]
     """The batch prompt and the number of the first task the teacher writes."""
     parts = [load_template("self_instruct_task").format(num_tasks=num_tasks), "\n"]
     for i, ex in enumerate(examples, start=1):
-        parts.append(f"###\n{i}. Instruction: {ex.instruction}\n{i}. Input:\n{ex.input or NO_INPUT}\n"
-                     f"{i}. Output:\n{ex.output}\n")
+        parts.append(
+            f"###\n{i}. Instruction: {ex.instruction}\n{i}. Input:\n{ex.input or NO_INPUT}\n{i}. Output:\n{ex.output}\n"
+        )
     first = len(examples) + 1
     parts.append(f"###\n{first}. Instruction:")
     return "".join(parts), first
@@ -119,6 +128,7 @@ def parse_reply(text: str, first: int, finish_reason: str) -> tuple[list[ParsedT
 
 
 # ---------------------------------------------------------------- single mode
+
 
 @dataclass(frozen=True)
 class SingleTask:
@@ -145,7 +155,8 @@ def build_single_prompt(examples: Sequence[Example], task: SingleTask) -> str:
     listing = "\n".join(f"- {' '.join(ex.instruction.split())}" for ex in examples)
     kind = SINGLE_KINDS.get(task.language, "function")
     return load_template("self_instruct_single").format(
-        examples=listing, language=DISPLAY_NAMES[task.language], kind=kind, prefix=task.prefix)
+        examples=listing, language=DISPLAY_NAMES[task.language], kind=kind, prefix=task.prefix
+    )
 
 
 def build_answer_system(task: SingleTask) -> str:

@@ -15,9 +15,11 @@ from data_generation.common.io import (
 )
 from data_generation.common.record import Record, RowError
 
-RECS = [Record("Reverse a string", "", "s[::-1]", "a", "python", {"n": 1}),
-        Record("Sum a list", "[1, 2]", "sum(xs)", "b", "python", {"tests": {"input": ["1"]}}),
-        Record("Échappe «ça»", "", "print('ü')", "c")]
+RECS = [
+    Record("Reverse a string", "", "s[::-1]", "a", "python", {"n": 1}),
+    Record("Sum a list", "[1, 2]", "sum(xs)", "b", "python", {"tests": {"input": ["1"]}}),
+    Record("Échappe «ça»", "", "print('ü')", "c"),
+]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
@@ -53,15 +55,22 @@ def test_json_list_rows_report_their_lines(tmp_path):
     assert isinstance(got[1][1], RowError) and got[1][1].reason == "missing_output"
 
 
-@pytest.mark.parametrize("name, content, where, message", [
-    ("bad.jsonl", b'{"instruction": "a", "output": "b"}\n{"instruction": \n', 2, "invalid JSON"),
-    ("bad.json", b'[\n {"instruction": "a", "output": "b"},\n {"instruction": "c",, }\n]', 3, "invalid JSON"),
-    ("bad.json", b'[\n {"instruction": "a", "output": "b"}\n {"x": 1}\n]', 3, "expected ',' or ']'"),
-    ("bad.json", b'[\n {"instruction": "a", "output": "b"},\n', 3, "invalid JSON"),
-    ("bad.json", b'{"instruction": "a"}', 1, "expected a JSON list"),
-    ("latin1.jsonl", b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n', 2,
-     "not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, content, where, message",
+    [
+        ("bad.jsonl", b'{"instruction": "a", "output": "b"}\n{"instruction": \n', 2, "invalid JSON"),
+        ("bad.json", b'[\n {"instruction": "a", "output": "b"},\n {"instruction": "c",, }\n]', 3, "invalid JSON"),
+        ("bad.json", b'[\n {"instruction": "a", "output": "b"}\n {"x": 1}\n]', 3, "expected ',' or ']'"),
+        ("bad.json", b'[\n {"instruction": "a", "output": "b"},\n', 3, "invalid JSON"),
+        ("bad.json", b'{"instruction": "a"}', 1, "expected a JSON list"),
+        (
+            "latin1.jsonl",
+            b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n',
+            2,
+            "not valid UTF-8",
+        ),
+    ],
+)
 def test_malformed_files_name_file_and_line(tmp_path, name, content, where, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -71,11 +80,14 @@ def test_malformed_files_name_file_and_line(tmp_path, name, content, where, mess
     assert str(err.value).startswith(f"{path}:{where}: ")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.jsonl", b"  \n", "file is empty"),
-    ("x.csv", b"a,b\n", "unknown format"),
-    ("broken.parquet", b"not parquet", "not a readable parquet file"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.jsonl", b"  \n", "file is empty"),
+        ("x.csv", b"a,b\n", "unknown format"),
+        ("broken.parquet", b"not parquet", "not a readable parquet file"),
+    ],
+)
 def test_unusable_files(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)

@@ -27,8 +27,9 @@ def test_a_model_has_one_name_whatever_path_it_was_given_by(tmp_path: Path) -> N
     plain = tmp_path / "my-model"
     plain.mkdir()
     assert model_label(str(plain), plain) == str(plain)
-    (plain / PROVENANCE_FILE).write_text(json.dumps({"source_model": "org/m", "gguf_quantisation": "Q4_1",
-                                                     "package": "pkg", "package_version": "1.0"}))
+    (plain / PROVENANCE_FILE).write_text(
+        json.dumps({"source_model": "org/m", "gguf_quantisation": "Q4_1", "package": "pkg", "package_version": "1.0"})
+    )
     assert model_label("embedded", plain) == model_label(str(plain), plain) == "org/m+gguf-Q4_1@pkg==1.0"
 
 
@@ -51,8 +52,11 @@ def test_dataset_lineage_names_the_manifest_beside_the_file(tmp_path: Path) -> N
     (merged / "manifest.json").write_text(json.dumps({"config_fingerprint": "f00d"}))
     lineage = dataset_lineage(merged / "train.jsonl")
     assert lineage["sha256"] == file_sha256(str(merged / "train.jsonl"))
-    assert lineage["manifest"] == {"path": str(merged / "manifest.json"), "config_fingerprint": "f00d",
-                                   "sha256": file_sha256(str(merged / "manifest.json"))}
+    assert lineage["manifest"] == {
+        "path": str(merged / "manifest.json"),
+        "config_fingerprint": "f00d",
+        "sha256": file_sha256(str(merged / "manifest.json")),
+    }
     source = tmp_path / "codealpaca.jsonl"  # a source's output: FILE.manifest.json, fingerprint of its config
     source.write_text("{}\n")
     source.with_name("codealpaca.jsonl.manifest.json").write_text(json.dumps({"config": {"input": "x"}}))

@@ -61,8 +61,9 @@ def test_templated_prompts_get_no_second_bos():
     from tests.tiny_models import make_tiny_tokenizer
 
     tok = make_tiny_tokenizer()  # a Llama-like tokenizer that puts BOS before every text it encodes
-    tok._tokenizer.post_processor = TemplateProcessing(single="<|im_start|> $A",
-                                                       special_tokens=[("<|im_start|>", tok.bos_token_id)])
+    tok._tokenizer.post_processor = TemplateProcessing(
+        single="<|im_start|> $A", special_tokens=[("<|im_start|>", tok.bos_token_id)]
+    )
     assert encode_prompt(tok, "hi")[0] == tok.bos_token_id
     assert encode_prompt(tok, "<|im_start|>user\nhi", templated=True).count(tok.bos_token_id) == 1
 

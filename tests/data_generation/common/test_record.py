@@ -25,17 +25,20 @@ def test_alpaca_and_full_forms():
     assert list(rec.to_dict()) == ["instruction", "input", "output", "source", "id", "language", "meta"]
 
 
-@pytest.mark.parametrize("row, reason", [
-    ([1, 2], "not_an_object"),
-    ({"input": "", "output": "o"}, "missing_instruction"),
-    ({"instruction": "  ", "output": "o"}, "empty_instruction"),
-    ({"instruction": "i", "output": ""}, "empty_output"),
-    ({"instruction": "i"}, "missing_output"),
-    ({"instruction": 5, "output": "o"}, "bad_type_instruction"),
-    ({"instruction": "i", "input": ["x"], "output": "o"}, "bad_type_input"),
-    ({"instruction": "i", "output": "o", "meta": "{not json"}, "bad_meta"),
-    ({"instruction": "i", "output": "o", "meta": [1]}, "bad_type_meta"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ([1, 2], "not_an_object"),
+        ({"input": "", "output": "o"}, "missing_instruction"),
+        ({"instruction": "  ", "output": "o"}, "empty_instruction"),
+        ({"instruction": "i", "output": ""}, "empty_output"),
+        ({"instruction": "i"}, "missing_output"),
+        ({"instruction": 5, "output": "o"}, "bad_type_instruction"),
+        ({"instruction": "i", "input": ["x"], "output": "o"}, "bad_type_input"),
+        ({"instruction": "i", "output": "o", "meta": "{not json"}, "bad_meta"),
+        ({"instruction": "i", "output": "o", "meta": [1]}, "bad_type_meta"),
+    ],
+)
 def test_bad_rows_have_reasons(row, reason):
     with pytest.raises(RowError) as err:
         record_from_row(row, default_source="s")
@@ -45,6 +48,7 @@ def test_bad_rows_have_reasons(row, reason):
 def test_good_rows_fill_defaults_and_parse_meta_strings():
     rec = record_from_row({"instruction": "i", "output": "o", "meta": '{"a": 1}'}, default_source="src")
     assert (rec.input, rec.source, rec.language, rec.meta) == ("", "src", "unknown", {"a": 1})
-    full = record_from_row({"instruction": "i", "input": None, "output": "o", "source": "cc", "language": "cpp"},
-                           default_source="src")
+    full = record_from_row(
+        {"instruction": "i", "input": None, "output": "o", "source": "cc", "language": "cpp"}, default_source="src"
+    )
     assert (full.source, full.language, full.input) == ("cc", "cpp", "")

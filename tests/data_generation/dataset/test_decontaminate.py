@@ -27,8 +27,9 @@ def _find(checker_and_vocab, texts):
 
 def test_humaneval_statement_stops_at_examples():
     prompt = load_humaneval()[0]["prompt"]
-    assert humaneval_statement(prompt) == ("Check if in given list of numbers, are any two numbers closer to each "
-                                           "other than given threshold.")
+    assert humaneval_statement(prompt) == (
+        "Check if in given list of numbers, are any two numbers closer to each other than given threshold."
+    )
 
 
 def test_every_benchmark_problem_is_caught_with_its_task_id(checker_and_vocab, mbpp_full):
@@ -61,13 +62,16 @@ def test_solution_copy_is_caught_by_code_coverage(checker_and_vocab):
     assert hit.task_id == "HumanEval/10" and hit.method in ("code_ngram", "statement_ngram")
 
 
-@pytest.mark.parametrize("text", [
-    "Sort the list with bubble sort.\nfor i in range(n):\n    for j in range(0, n-i-1):\n"
-    "        if arr[j] > arr[j+1]:\n            arr[j], arr[j+1] = arr[j+1], arr[j]",
-    "List the digits.\n0, 1, 2, 3, 4, 5, 6, 7, 8, 9, A, B, C, D, E, F",
-    "Zeros.\n[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
-    "Write a function that checks whether a number is prime.\ndef is_prime(n):\n    for i in range(2, n):\n"
-    "        if n % i == 0:\n            return False\n    return True",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sort the list with bubble sort.\nfor i in range(n):\n    for j in range(0, n-i-1):\n"
+        "        if arr[j] > arr[j+1]:\n            arr[j], arr[j+1] = arr[j+1], arr[j]",
+        "List the digits.\n0, 1, 2, 3, 4, 5, 6, 7, 8, 9, A, B, C, D, E, F",
+        "Zeros.\n[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+        "Write a function that checks whether a number is prime.\ndef is_prime(n):\n    for i in range(2, n):\n"
+        "        if n % i == 0:\n            return False\n    return True",
+    ],
+)
 def test_generic_code_and_phrasing_are_not_contamination(checker_and_vocab, text):
     assert _find(checker_and_vocab, [text]) == {}

@@ -15,14 +15,33 @@ def sources(tmp_path_factory, code_alpaca_2k, repo_root):
     tmp = tmp_path_factory.mktemp("sources")
     ca, cc = tmp / "codealpaca.jsonl", tmp / "codecontests.jsonl"
     assert main(["codealpaca", "--input", str(code_alpaca_2k), "--output", str(ca)]) == 0
-    assert main(["codecontests", "--input", str(repo_root / "data/samples/code_contests_sample.jsonl"),
-                 "--output", str(cc), "--solutions", "all", "--max-per-language", "2"]) == 0
+    assert (
+        main(
+            [
+                "codecontests",
+                "--input",
+                str(repo_root / "data/samples/code_contests_sample.jsonl"),
+                "--output",
+                str(cc),
+                "--solutions",
+                "all",
+                "--max-per-language",
+                "2",
+            ]
+        )
+        == 0
+    )
     return ca, cc
 
 
 def _merge(sources, out, mbpp, **kw):
-    cfg = MergeConfig(inputs=[str(p) for p in sources], output_dir=str(out), mbpp_path=str(mbpp),
-                      formats=("json", "jsonl", "parquet", "hf"), **kw)
+    cfg = MergeConfig(
+        inputs=[str(p) for p in sources],
+        output_dir=str(out),
+        mbpp_path=str(mbpp),
+        formats=("json", "jsonl", "parquet", "hf"),
+        **kw,
+    )
     return merge(cfg)
 
 
@@ -30,12 +49,24 @@ def test_real_codealpaca_plus_codecontests(sources, tmp_path, mbpp_full):
     # Add exact and near duplicates and a contaminated row so every stage has work to do.
     extra = tmp_path / "extra.json"
     ca_rows = [json.loads(line) for line in sources[0].read_text().splitlines()]
-    extra.write_text(json.dumps([
-        {"instruction": ca_rows[5]["instruction"].upper() + "  ", "input": ca_rows[5]["input"], "output": ca_rows[5]["output"]},
-        {"instruction": "Write a python function to remove first and last occurrence of a given character "
-                        "from the string.", "input": "", "output": "def remove_occ(s, ch):\n    return s"},
-        {"instruction": "bad row without output"},
-    ]))
+    extra.write_text(
+        json.dumps(
+            [
+                {
+                    "instruction": ca_rows[5]["instruction"].upper() + "  ",
+                    "input": ca_rows[5]["input"],
+                    "output": ca_rows[5]["output"],
+                },
+                {
+                    "instruction": "Write a python function to remove first and last occurrence of a given character "
+                    "from the string.",
+                    "input": "",
+                    "output": "def remove_occ(s, ch):\n    return s",
+                },
+                {"instruction": "bad row without output"},
+            ]
+        )
+    )
     manifest = _merge([*sources, extra], tmp_path / "out", mbpp_full, validation_size=0.1)
     c = manifest["counts"]
     assert c["input"] == c["kept"] + sum(c["dropped"].values())
@@ -81,8 +112,22 @@ def test_refuses_to_clobber_and_bad_input_leaves_nothing(sources, tmp_path, mbpp
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"\n')
     out2 = tmp_path / "out2"
-    proc = subprocess.run([sys.executable, "-m", "data_generation", "merge", str(sources[0]), str(bad),
-                           "--output-dir", str(out2), "--mbpp-path", str(mbpp_full)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_generation",
+            "merge",
+            str(sources[0]),
+            str(bad),
+            "--output-dir",
+            str(out2),
+            "--mbpp-path",
+            str(mbpp_full),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and f"{bad}:2: invalid JSON" in proc.stderr
     assert not out2.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".out2")] == []
 

@@ -12,10 +12,20 @@ import pytest
 from data_generation.cli import main
 from data_generation.common.io import DataError, read_records
 
-ROWS = [{"instruction": "Write a Python function that reverses a list of integers in place.", "input": "",
-         "output": "def rev(xs):\n    xs.reverse()", "source": "codealpaca"},
-        {"instruction": "Explain what a Go channel is in one sentence.", "input": "",
-         "output": "A typed conduit through which goroutines send and receive values.", "source": "codealpaca"}]
+ROWS = [
+    {
+        "instruction": "Write a Python function that reverses a list of integers in place.",
+        "input": "",
+        "output": "def rev(xs):\n    xs.reverse()",
+        "source": "codealpaca",
+    },
+    {
+        "instruction": "Explain what a Go channel is in one sentence.",
+        "input": "",
+        "output": "A typed conduit through which goroutines send and receive values.",
+        "source": "codealpaca",
+    },
+]
 
 
 def merge_args(out: Path, *inputs: Path) -> list[str]:
@@ -32,8 +42,11 @@ def good(tmp_path: Path) -> Path:
 def test_an_empty_input_is_reported_listed_with_zero_rows_and_the_merge_goes_on(tmp_path, good, caplog):
     empty = tmp_path / "self_instruct.jsonl"
     empty.write_bytes(b"")  # a source that kept nothing (its journal is an empty file)
-    Path(f"{empty}.manifest.json").write_text(json.dumps({"source": "self-instruct", "status": "stopped",
-                                                          "stop_reason": "max_idle_steps: 10 steps kept no task"}))
+    Path(f"{empty}.manifest.json").write_text(
+        json.dumps(
+            {"source": "self-instruct", "status": "stopped", "stop_reason": "max_idle_steps: 10 steps kept no task"}
+        )
+    )
     blank = tmp_path / "other.json"
     blank.write_text("  \n")  # whitespace only: no rows either
     out = tmp_path / "merged"

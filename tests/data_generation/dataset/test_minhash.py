@@ -30,8 +30,12 @@ def test_lsh_params_reach_the_recall_target_with_the_longest_bands(threshold):
 
 def test_first_occurrence_is_kept_and_pairs_are_exact():
     base = "write a python function that returns the sum of squares of the numbers in a list " * 2
-    texts = [base, base.replace("numbers", "values", 1), "a completely different text about sorting linked lists "
-             "in place without extra memory and with a stable order", base + " extra"]
+    texts = [
+        base,
+        base.replace("numbers", "values", 1),
+        "a completely different text about sorting linked lists in place without extra memory and with a stable order",
+        base + " extra",
+    ]
     dups = find_near_duplicates(*_encode(texts), threshold=0.7)
     assert {d.index for d in dups} == {1, 3}
     assert all(d.kept_index == 0 and d.jaccard >= 0.7 for d in dups)
@@ -63,8 +67,7 @@ def test_matches_brute_force_on_real_rows(code_alpaca_2k):
         elif len(s):
             kept.append(i)
     assert set(got) <= expected  # never a false positive: every drop is a true >= threshold match
-    assert all(jaccard(sets[d.index], sets[d.kept_index]) == d.jaccard >= threshold
-               for d in got.values())
+    assert all(jaccard(sets[d.index], sets[d.kept_index]) == d.jaccard >= threshold for d in got.values())
     recall = len(set(got) & expected) / len(expected)
     assert len(expected) >= 90 and recall >= 0.98, (len(expected), recall)
     # The same seed gives the same decisions.

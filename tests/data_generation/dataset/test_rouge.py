@@ -89,20 +89,43 @@ def run_filter(seeds: list[str], candidates: list[str], threshold: float, **kwar
         f.add(s)
     decisions = list(f.filter(candidates))
     assert len(f) == len(seeds) + sum(d.keep for d in decisions)
-    assert f.instructions[len(seeds):] == [c for c, d in zip(candidates, decisions) if d.keep]
+    assert f.instructions[len(seeds) :] == [c for c, d in zip(candidates, decisions) if d.keep]
     return decisions
 
 
 # ---------------------------------------------------------------- tokenizer and scores
 
 TABLE = [
-    "", " ", "!!!", "?.,;:", "\n\t ", "word", "Hello, World!", "snake_case_name and camelCaseName",
-    "x=1+2; y = x**2  # comment", "3.14159 is pi, 2,718 is e", "C++ / C# / F# / .NET / Node.js",
-    "café naïve résumé façade", "Straße ß ẞ", "İstanbul ıi", "Kelvin: \u212a degrees", "ǅemal ǈ",
-    "１２３ ａｂｃ", "日本語のテキスト mixed with english", "emoji 🙂 in the 🚀 middle",
+    "",
+    " ",
+    "!!!",
+    "?.,;:",
+    "\n\t ",
+    "word",
+    "Hello, World!",
+    "snake_case_name and camelCaseName",
+    "x=1+2; y = x**2  # comment",
+    "3.14159 is pi, 2,718 is e",
+    "C++ / C# / F# / .NET / Node.js",
+    "café naïve résumé façade",
+    "Straße ß ẞ",
+    "İstanbul ıi",
+    "Kelvin: \u212a degrees",
+    "ǅemal ǈ",
+    "１２３ ａｂｃ",
+    "日本語のテキスト mixed with english",
+    "emoji 🙂 in the 🚀 middle",
     "tab\tsep\nnew\r\nline",
-    "a a a a a", "the the the cat the", "UPPER lower MiXeD", "under_score__double", "\u00a0nbsp\u2003em\u2009thin",
-    "trailing\n", "ﬁ ligature ﬀ", "Ω ω µ μ", "ＡＢＣ full width", "0x1F 0b1010 1e10 -5",
+    "a a a a a",
+    "the the the cat the",
+    "UPPER lower MiXeD",
+    "under_score__double",
+    "\u00a0nbsp\u2003em\u2009thin",
+    "trailing\n",
+    "ﬁ ligature ﬀ",
+    "Ω ω µ μ",
+    "ＡＢＣ full width",
+    "0x1F 0b1010 1e10 -5",
 ]
 
 
@@ -128,8 +151,14 @@ def _pair(lcs: int, m: int, n: int) -> tuple[str, str]:
 
 
 # (lcs, m, n) where 2*lcs/(m+n) is exactly 0.7 but the float F lands on 0.7, above it, or below it
-TIES_AT_07 = [((7, 10, 10), True), ((14, 20, 20), True), ((7, 7, 13), False), ((7, 12, 8), False),
-              ((21, 23, 37), True), ((21, 37, 23), True)]
+TIES_AT_07 = [
+    ((7, 10, 10), True),
+    ((14, 20, 20), True),
+    ((7, 7, 13), False),
+    ((7, 12, 8), False),
+    ((21, 23, 37), True),
+    ((21, 37, 23), True),
+]
 
 
 @pytest.mark.parametrize(("lcs_m_n", "kept"), TIES_AT_07)
@@ -160,16 +189,31 @@ def test_rouge_l_float_equality_on_tables_and_random_pairs():
 
 # ---------------------------------------------------------------- the filter
 
+
 def test_table_cases_against_the_reference():
     long_a = " ".join(f"w{i % 50}" for i in range(150))  # 150 tokens: three 64-bit words
     long_b = " ".join(f"w{i % 50}" for i in range(3, 140))
     seeds = ["Write a function to add two numbers.", "", "!!!"]
     candidates = [
-        "", "?!", "write a FUNCTION to add two numbers", "Write a function to add three numbers.",
-        "Sort a list in Python", "sort a list in python", "café ß İ", "CAFÉ ß i̇", "a a a a a a a a",
-        "a a a a b b b b", long_a, long_b, long_a + " tail", " ".join(long_a.split()[:64]),
-        " ".join(long_a.split()[:65]), " ".join(long_a.split()[:128]), " ".join(long_a.split()[:129]),
-        "Reverse a linked list in place.", "Reverse a doubly linked list in place.",
+        "",
+        "?!",
+        "write a FUNCTION to add two numbers",
+        "Write a function to add three numbers.",
+        "Sort a list in Python",
+        "sort a list in python",
+        "café ß İ",
+        "CAFÉ ß i̇",
+        "a a a a a a a a",
+        "a a a a b b b b",
+        long_a,
+        long_b,
+        long_a + " tail",
+        " ".join(long_a.split()[:64]),
+        " ".join(long_a.split()[:65]),
+        " ".join(long_a.split()[:128]),
+        " ".join(long_a.split()[:129]),
+        "Reverse a linked list in place.",
+        "Reverse a doubly linked list in place.",
     ]
     for threshold in (0.0, 0.5, 0.7, 1.0):
         for batch_size in (1, 4, 256):
@@ -253,6 +297,7 @@ def test_empty_pool_and_bad_arguments():
 
 
 # ---------------------------------------------------------------- real instructions
+
 
 def _near_copies(texts: list[str], rng: random.Random) -> list[str]:
     """Case changes, one-word edits, dropped words, and two instructions joined."""

@@ -60,8 +60,15 @@ def test_fixture_end_to_end(tmp_path):
     decisions = read_lines(tmp_path / "out.jsonl.decisions.jsonl")
     assert [d["index"] for d in decisions] == list(range(len(ROWS)))
     assert [d["where"] for d in decisions] == [str(i + 1) for i in range(len(ROWS))]  # jsonl line numbers
-    assert [d["reason"] for d in decisions] == ["kept", "kept", "near_duplicate", "near_duplicate",
-                                               "invalid_row:empty_output", "near_duplicate", "kept"]
+    assert [d["reason"] for d in decisions] == [
+        "kept",
+        "kept",
+        "near_duplicate",
+        "near_duplicate",
+        "invalid_row:empty_output",
+        "near_duplicate",
+        "kept",
+    ]
     texts = [r["instruction"] for i, r in enumerate(ROWS) if i != 4]
     valid = [0, 1, 2, 3, 5, 6]
     for d, (ok, score, match) in zip([d for d in decisions if d["index"] != 4], reference(texts, 0.7)):
@@ -94,10 +101,13 @@ def test_field_instruction_plus_input_and_other_formats(tmp_path):
     assert decisions[5]["max_score"] == pytest.approx(14 / 19) and decisions[5]["most_similar_index"] == 1
 
 
-@pytest.mark.parametrize(("content", "where"), [
-    ('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n{"instruction": oops}\n', ":3:"),
-    ('{"instruction": "a", "output": "b"}\n\xff\n', ":2:"),
-])
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n{"instruction": oops}\n', ":3:"),
+        ('{"instruction": "a", "output": "b"}\n\xff\n', ":2:"),
+    ],
+)
 def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, caplog, content, where):
     src, out = tmp_path / "bad.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(content.encode("utf-8") if "\xff" not in content else content.encode("latin-1"))
@@ -126,8 +136,12 @@ def test_real_code_alpaca_file(tmp_path, code_alpaca_2k):
     cmd = [sys.executable, "-m", "data_generation", "near-dedup", str(code_alpaca_2k), str(out), "--threshold", "0.7"]
     subprocess.run(cmd, check=True, capture_output=True)
     manifest = json.loads((tmp_path / "kept.jsonl.manifest.json").read_text())
-    assert manifest["counts"] == {"read": 2017, "kept": 2015, "near_duplicate": 0,
-                                  "invalid": {"invalid_row:empty_output": 2}}
+    assert manifest["counts"] == {
+        "read": 2017,
+        "kept": 2015,
+        "near_duplicate": 0,
+        "invalid": {"invalid_row:empty_output": 2},
+    }
     decisions = read_lines(tmp_path / "kept.jsonl.decisions.jsonl")
     rows = json.loads(code_alpaca_2k.read_text(encoding="utf-8"))
     at_threshold = [d for d in decisions if d.get("max_score") == 0.7]

@@ -35,8 +35,10 @@ def test_hub_code_path_through_a_local_dataset_folder(tmp_path):
     import pyarrow.parquet as pq
 
     (tmp_path / "repo" / "data").mkdir(parents=True)
-    rows = [{"instruction": "Write a SQL query to count rows.", "input": "", "output": "SELECT COUNT(*) FROM t;"},
-            {"instruction": "Print hi in Python", "input": "", "output": "print('hi')"}]
+    rows = [
+        {"instruction": "Write a SQL query to count rows.", "input": "", "output": "SELECT COUNT(*) FROM t;"},
+        {"instruction": "Print hi in Python", "input": "", "output": "print('hi')"},
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "repo" / "data" / "train-00000-of-00001.parquet")
     stats = SourceStats()
     recs = list(CodeAlpacaSource(input=str(tmp_path / "repo")).records(stats))
@@ -46,14 +48,28 @@ def test_hub_code_path_through_a_local_dataset_folder(tmp_path):
 
 def test_bad_rows_are_counted_with_reasons(tmp_path):
     path = tmp_path / "in.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in [
-        {"instruction": "ok", "input": "", "output": "x"}, {"instruction": "", "output": "x"},
-        {"instruction": "no output"}, [1], {"instruction": "ok2", "output": 3}]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"instruction": "ok", "input": "", "output": "x"},
+                {"instruction": "", "output": "x"},
+                {"instruction": "no output"},
+                [1],
+                {"instruction": "ok2", "output": 3},
+            ]
+        )
+        + "\n"
+    )
     stats = SourceStats()
     recs = list(CodeAlpacaSource(input=str(path)).records(stats))
     assert len(recs) == 1 and stats.read == 5
-    assert dict(stats.rejected) == {"empty_instruction": 1, "missing_output": 1, "not_an_object": 1,
-                                    "bad_type_output": 1}
+    assert dict(stats.rejected) == {
+        "empty_instruction": 1,
+        "missing_output": 1,
+        "not_an_object": 1,
+        "bad_type_output": 1,
+    }
     assert [e["where"] for e in stats.examples] == ["2", "3", "4", "5"]
 
 
@@ -61,8 +77,11 @@ def test_malformed_file_exits_2_with_file_line_and_no_output(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('[\n {"instruction": "a", "output": "b"},\n {"instruction": oops}\n]\n')
     out = tmp_path / "out" / "ca.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "data_generation", "codealpaca", "--input", str(bad),
-                           "--output", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_generation", "codealpaca", "--input", str(bad), "--output", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert f"{bad}:3: invalid JSON" in proc.stderr
     assert not out.exists() and not list(out.parent.glob("*"))

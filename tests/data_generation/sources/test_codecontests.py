@@ -31,17 +31,30 @@ DISPLAY = {"python": "Python 3", "python2": "Python 2", "cpp": "C++", "java": "J
 _TESTS = pa.struct([("input", pa.list_(pa.string())), ("output", pa.list_(pa.string()))])
 _SOLUTIONS = pa.struct([("language", pa.list_(pa.int64())), ("solution", pa.list_(pa.string()))])
 # The hub parquet layout: repeated messages are structs of parallel lists, time_limit a nullable struct.
-SCHEMA = pa.schema([
-    ("name", pa.string()), ("description", pa.string()),
-    ("public_tests", _TESTS), ("private_tests", _TESTS), ("generated_tests", _TESTS),
-    ("source", pa.int64()), ("difficulty", pa.int64()),
-    ("solutions", _SOLUTIONS), ("incorrect_solutions", _SOLUTIONS),
-    ("cf_contest_id", pa.int64()), ("cf_index", pa.string()), ("cf_points", pa.float32()),
-    ("cf_rating", pa.int32()), ("cf_tags", pa.list_(pa.string())),
-    ("is_description_translated", pa.bool_()), ("untranslated_description", pa.string()),
-    ("time_limit", pa.struct([("seconds", pa.int64()), ("nanos", pa.int64())])),
-    ("memory_limit_bytes", pa.int64()), ("input_file", pa.string()), ("output_file", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("public_tests", _TESTS),
+        ("private_tests", _TESTS),
+        ("generated_tests", _TESTS),
+        ("source", pa.int64()),
+        ("difficulty", pa.int64()),
+        ("solutions", _SOLUTIONS),
+        ("incorrect_solutions", _SOLUTIONS),
+        ("cf_contest_id", pa.int64()),
+        ("cf_index", pa.string()),
+        ("cf_points", pa.float32()),
+        ("cf_rating", pa.int32()),
+        ("cf_tags", pa.list_(pa.string())),
+        ("is_description_translated", pa.bool_()),
+        ("untranslated_description", pa.string()),
+        ("time_limit", pa.struct([("seconds", pa.int64()), ("nanos", pa.int64())])),
+        ("memory_limit_bytes", pa.int64()),
+        ("input_file", pa.string()),
+        ("output_file", pa.string()),
+    ]
+)
 
 
 def fixture_rows() -> list[dict]:
@@ -65,11 +78,14 @@ def picked(records: list, problem: str, language: str) -> list[int]:
 
 def comparable(records: list) -> list[tuple]:
     """Everything but where the row came from (line number vs parquet row, file name)."""
-    return [(r.id, r.to_alpaca(), r.language, {k: v for k, v in r.meta.items() if k not in ("row", "origin")})
-            for r in records]
+    return [
+        (r.id, r.to_alpaca(), r.language, {k: v for k, v in r.meta.items() if k not in ("row", "origin")})
+        for r in records
+    ]
 
 
 # ---------------------------------------------------------------- inputs
+
 
 def test_default_run_counts_every_problem_once() -> None:
     records, stats = run()
@@ -117,7 +133,7 @@ def test_hub_layout_folder_goes_through_load_dataset(tmp_path: Path, monkeypatch
 
 def test_malformed_file_stops_with_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(FIXTURE.read_text(encoding="utf-8").splitlines()[0] + "\n{\"name\": \n", encoding="utf-8")
+    bad.write_text(FIXTURE.read_text(encoding="utf-8").splitlines()[0] + '\n{"name": \n', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.jsonl:2: invalid JSON"):
         run(bad)
 
@@ -144,13 +160,17 @@ def test_bad_rows_are_counted_and_skipped(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- choosing solutions
 
-@pytest.mark.parametrize("mode, k, python3, cpp", [
-    ("first", 1, [0], [1]),
-    ("first", 2, [0, 2], [1, 5]),
-    ("shortest", 1, [2], [5]),
-    ("shortest", 2, [2, 0], [5, 1]),
-    ("all", 1, [0, 2], [1, 5]),  # index 4 repeats index 2 (plus trailing blank lines): dropped
-])
+
+@pytest.mark.parametrize(
+    "mode, k, python3, cpp",
+    [
+        ("first", 1, [0], [1]),
+        ("first", 2, [0, 2], [1, 5]),
+        ("shortest", 1, [2], [5]),
+        ("shortest", 2, [2, 0], [5, 1]),
+        ("all", 1, [0, 2], [1, 5]),  # index 4 repeats index 2 (plus trailing blank lines): dropped
+    ],
+)
 def test_solution_modes(mode: str, k: int, python3: list[int], cpp: list[int]) -> None:
     records, _ = run(solutions=mode, max_per_language=k)
     assert picked(records, "1001_A. Lamp Pairs", "python") == python3
@@ -168,8 +188,11 @@ def test_empty_solutions_are_skipped() -> None:
 def test_languages_filter_selects_python2_only() -> None:
     records, stats = run(languages=["python2"])
     assert {r.language for r in records} == {"python2"}
-    assert [r.meta["problem"] for r in records] == ["1001_A. Lamp Pairs", "p03001 Watering Plan",
-                                                   "Monk and the Tiled Path"]
+    assert [r.meta["problem"] for r in records] == [
+        "1001_A. Lamp Pairs",
+        "p03001 Watering Plan",
+        "Monk and the Tiled Path",
+    ]
     assert all(r.meta["language_id"] == 1 and "print " in r.output for r in records)
     assert dict(stats.rejected) == {"no_solutions_in_languages": 4, "empty_description": 1}
 
@@ -184,6 +207,7 @@ def test_unknown_language_is_refused() -> None:
 
 
 # ---------------------------------------------------------------- instructions
+
 
 def test_every_instruction_names_its_own_language() -> None:
     records, _ = run(solutions="all", languages=ALL_LANGUAGES)
@@ -220,12 +244,15 @@ def test_templates_file_is_well_formed() -> None:
         assert not any(word in t for word in ("Python", "C++", "Java"))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Solve it in {lang}.\n\n{description}\n", "need exactly"),
-    ("Write Python code in {language}:\n{description}\n", "names a language"),
-    ("Solve {description} in {language} using a dict {x: 1}.\n", "placeholders"),
-    ("# only a comment\n", "no templates"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Solve it in {lang}.\n\n{description}\n", "need exactly"),
+        ("Write Python code in {language}:\n{description}\n", "names a language"),
+        ("Solve {description} in {language} using a dict {x: 1}.\n", "placeholders"),
+        ("# only a comment\n", "no templates"),
+    ],
+)
 def test_broken_templates_stop_the_run(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "templates.txt"
     path.write_text(text, encoding="utf-8")
@@ -237,18 +264,21 @@ def test_file_io_problem_says_so() -> None:
     records, _ = run()
     (ledger,) = [r for r in records if r.meta["problem"] == "1003_L. Ledger Lines"]
     assert ledger.instruction.endswith(
-        "Your program must read the input from the file input.txt and write the output to the file output.txt.")
+        "Your program must read the input from the file input.txt and write the output to the file output.txt."
+    )
     assert all("input.txt" not in r.instruction for r in records if r is not ledger)
 
 
 # ---------------------------------------------------------------- input and meta
+
 
 def test_show_tests_formats_examples() -> None:
     records, _ = run(show_tests=True)
     by_problem = {r.meta["problem"]: r for r in records}
     assert by_problem["1002_B. Team Split"].input == (
         "Example input 1:\n5 2\n3 -1 4 1 5\n\nExample output 1:\n6\n\n"
-        "Example input 2:\n3 3\n-2 -3 -4\n\nExample output 2:\n-9")
+        "Example input 2:\n3 3\n-2 -3 -4\n\nExample output 2:\n-9"
+    )
     assert by_problem["DIGSUMEQ"].input == "Example input:\n3\n12 21\n5 14\n100 2\n\nExample output:\nYES\nYES\nNO"
     plain, _ = run()
     assert [r.output for r in plain] == [r.output for r in records]
@@ -259,11 +289,20 @@ def test_meta_contents() -> None:
     records, _ = run()
     (lamps_cpp,) = [r for r in records if r.meta["problem"] == "1001_A. Lamp Pairs" and r.language == "cpp"]
     assert lamps_cpp.meta == {
-        "problem": "1001_A. Lamp Pairs", "platform": "Codeforces", "difficulty": "A", "cf_rating": 800,
-        "cf_tags": ["implementation", "strings"], "time_limit_s": 1.0, "memory_limit_bytes": 256 * 1024 * 1024,
+        "problem": "1001_A. Lamp Pairs",
+        "platform": "Codeforces",
+        "difficulty": "A",
+        "cf_rating": 800,
+        "cf_tags": ["implementation", "strings"],
+        "time_limit_s": 1.0,
+        "memory_limit_bytes": 256 * 1024 * 1024,
         "public_tests": {"input": ["2\n5\n11011\n3\n111\n", "1\n1\n1\n"], "output": ["2\n2\n", "0\n"]},
-        "language_id": 2, "solution_index": 1, "template_id": lamps_cpp.meta["template_id"],
-        "origin": str(FIXTURE), "split": "train", "row": "1",
+        "language_id": 2,
+        "solution_index": 1,
+        "template_id": lamps_cpp.meta["template_id"],
+        "origin": str(FIXTURE),
+        "split": "train",
+        "row": "1",
     }
     by_problem = {r.meta["problem"]: r.meta for r in records}
     codechef = by_problem["DIGSUMEQ"]
@@ -282,19 +321,38 @@ def test_python3_outputs_pass_their_public_tests() -> None:
     for r in records:
         tests = r.meta["public_tests"]
         for test_in, expected in zip(tests["input"], tests["output"], strict=True):
-            done = subprocess.run([sys.executable, "-c", r.output], input=test_in, capture_output=True,
-                                  text=True, timeout=30)
+            done = subprocess.run(
+                [sys.executable, "-c", r.output], input=test_in, capture_output=True, text=True, timeout=30
+            )
             assert done.stdout.split() == expected.split(), (r.meta["problem"], test_in)
 
 
 # ---------------------------------------------------------------- command line
 
+
 def test_cli_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "data_generation", "codecontests", "--input", str(FIXTURE), "--output", str(out),
-         "--solutions", "all", "--languages", "python3,python2,cpp,java", "--show-tests"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "data_generation",
+            "codecontests",
+            "--input",
+            str(FIXTURE),
+            "--output",
+            str(out),
+            "--solutions",
+            "all",
+            "--languages",
+            "python3,python2,cpp,java",
+            "--show-tests",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     manifest = json.loads(Path(f"{out}.manifest.json").read_text(encoding="utf-8"))
@@ -312,9 +370,21 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "data_generation", "codecontests", "--input", str(tmp_path / "missing.jsonl"),
-         "--output", str(tmp_path / "out.jsonl")],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "data_generation",
+            "codecontests",
+            "--input",
+            str(tmp_path / "missing.jsonl"),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "missing.jsonl" in done.stderr
     assert not (tmp_path / "out.jsonl").exists()

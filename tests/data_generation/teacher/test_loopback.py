@@ -20,8 +20,9 @@ def _post(conn: http.client.HTTPConnection, path: str, body: dict, headers: dict
 def test_protocol_shapes_and_keep_alive():
     with LoopbackServer([Reply.text("a", "b"), Reply.error(429, "later", retry_after=3)]) as srv:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
-        status, _, raw = _post(conn, "/v1/chat/completions",
-                               {"model": "m", "n": 3, "messages": [{"role": "user", "content": "hi there"}]})
+        status, _, raw = _post(
+            conn, "/v1/chat/completions", {"model": "m", "n": 3, "messages": [{"role": "user", "content": "hi there"}]}
+        )
         data = json.loads(raw)
         assert status == 200 and data["object"] == "chat.completion"
         assert [c["message"]["content"] for c in data["choices"]] == ["a", "b", "a"]  # texts cycle over n
@@ -36,8 +37,13 @@ def test_protocol_shapes_and_keep_alive():
         status, _, _ = _post(conn, "/v1/embeddings", {})
         assert status == 404
         conn.close()
-        assert [r.path for r in srv.requests] == ["/v1/chat/completions", "/v1/completions", "/v1/completions",
-                                                  "/v1/models", "/v1/embeddings"]
+        assert [r.path for r in srv.requests] == [
+            "/v1/chat/completions",
+            "/v1/completions",
+            "/v1/completions",
+            "/v1/models",
+            "/v1/embeddings",
+        ]
 
 
 def test_api_key_ignore_n_and_no_usage():

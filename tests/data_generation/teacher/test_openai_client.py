@@ -38,9 +38,17 @@ def teacher_factory() -> Iterator[Callable[..., OpenAITeacher]]:
     teachers: list[OpenAITeacher] = []
 
     def make(server: LoopbackServer, **overrides: Any) -> OpenAITeacher:
-        fields: dict[str, Any] = dict(base_url=server.base_url, api_key=SECRET, model="loopback-model",
-                                      timeout=2.0, max_retries=3, backoff_base=0.001, backoff_max=0.01,
-                                      concurrency=8, progress=False)
+        fields: dict[str, Any] = dict(
+            base_url=server.base_url,
+            api_key=SECRET,
+            model="loopback-model",
+            timeout=2.0,
+            max_retries=3,
+            backoff_base=0.001,
+            backoff_max=0.01,
+            concurrency=8,
+            progress=False,
+        )
         fields.update(overrides)
         teacher = OpenAITeacher(OpenAIConfig(**fields))
         teachers.append(teacher)
@@ -62,8 +70,14 @@ def test_chat_request_body_and_reply(server_factory, teacher_factory):
     body = seen.body
     assert body["model"] == "loopback-model"
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "write f"}]
-    assert (body["temperature"], body["top_p"], body["max_tokens"], body["stop"], body["seed"], body["n"]) == \
-        (0.2, 0.9, 77, ["###"], 11, 1)
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["stop"], body["seed"], body["n"]) == (
+        0.2,
+        0.9,
+        77,
+        ["###"],
+        11,
+        1,
+    )
 
 
 def test_completions_api_and_finish_reason_length(server_factory, teacher_factory):
@@ -110,13 +124,16 @@ def test_async_complete_from_the_callers_own_loop(server_factory, teacher_factor
     assert [t.split(": ", 1)[1] for t in texts] == [f"a{i}" for i in range(5)]
 
 
-@pytest.mark.parametrize("fault, reason", [
-    (Reply.error(500), "http_500"),
-    (Reply.error(503), "http_503"),
-    (Reply.malformed(), "malformed"),
-    (Reply.dropped(), "connection"),
-    (Reply.slow(1.5), "timeout"),
-])
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        (Reply.error(500), "http_500"),
+        (Reply.error(503), "http_503"),
+        (Reply.malformed(), "malformed"),
+        (Reply.dropped(), "connection"),
+        (Reply.slow(1.5), "timeout"),
+    ],
+)
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx2"])
 def test_transient_faults_are_retried(server_factory, teacher_factory, fault, reason, backend):
     srv = server_factory([fault, fault, Reply.text("finally")])
@@ -328,8 +345,13 @@ def test_config_from_env(monkeypatch):
     monkeypatch.setenv("MY_KEY", SECRET)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     cfg = OpenAIConfig.from_env(api_key_env="MY_KEY", concurrency=None, timeout=5.0)
-    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.concurrency, cfg.timeout) == \
-        ("http://127.0.0.1:9/v1", "qwen-coder", SECRET, 16, 5.0)
+    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.concurrency, cfg.timeout) == (
+        "http://127.0.0.1:9/v1",
+        "qwen-coder",
+        SECRET,
+        16,
+        5.0,
+    )
     assert SECRET not in repr(cfg)
     assert OpenAIConfig.from_env().api_key == ""  # local servers need none: a placeholder is sent
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")

@@ -16,8 +16,12 @@ from main.sampling.backends import (
 from tests.tiny_models import make_tiny_llama
 
 REPLY = "```python\ndef f():\n    return 1\n```\nIt returns 1.\ndef g(): pass"
-PROMPTS = ["def add(a, b):\n", "Write a Python function that returns the sum of a list", "x",
-           "SELECT name FROM users WHERE age > 30;\nExplain"]
+PROMPTS = [
+    "def add(a, b):\n",
+    "Write a Python function that returns the sum of a list",
+    "x",
+    "SELECT name FROM users WHERE age > 30;\nExplain",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +41,25 @@ def random_llama(tmp_path_factory, one_thread):
 @pytest.fixture(scope="module")
 def replying_llama(tmp_path_factory, one_thread):
     """A tiny Llama trained to answer every chat prompt with REPLY + EOS."""
-    return TransformersBackend(str(make_tiny_llama(tmp_path_factory.mktemp("reply"), seed=0, memorize=REPLY,
-                                                steps=80, hidden_size=64)))
+    return TransformersBackend(
+        str(make_tiny_llama(tmp_path_factory.mktemp("reply"), seed=0, memorize=REPLY, steps=80, hidden_size=64))
+    )
 
 
 def chat(backend, user):
-    return backend.tokenizer.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
-                                                 tokenize=False)
+    return backend.tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+    )
 
 
-@pytest.mark.parametrize("settings", [
-    SamplingSettings(max_new_tokens=10, greedy=True),
-    SamplingSettings(max_new_tokens=10, temperature=1.0, top_p=0.9),
-    SamplingSettings(max_new_tokens=10, temperature=0.7, top_k=5, top_p=0.95),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SamplingSettings(max_new_tokens=10, greedy=True),
+        SamplingSettings(max_new_tokens=10, temperature=1.0, top_p=0.9),
+        SamplingSettings(max_new_tokens=10, temperature=0.7, top_k=5, top_p=0.95),
+    ],
+)
 def test_a_sample_does_not_depend_on_its_batch(random_llama, settings):
     rows = [Row(p, 100 + i) for i, p in enumerate(PROMPTS)] + [Row(PROMPTS[0], 7)]
     together = random_llama.generate(rows, settings)
@@ -66,12 +75,14 @@ def test_stop_strings_end_generation_on_new_text_only(replying_llama):
     prompt = chat(replying_llama, "Explain recursion.\ndef g(): this stop string is in the prompt")
     full = replying_llama.generate([Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60))[0]
     assert full.text == REPLY and full.finish_reason == "eos"
-    stopped = replying_llama.generate([Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60,
-                                                                          stop=("\ndef g",)))[0]
-    assert stopped.finish_reason == "stop" and stopped.text.startswith(REPLY[:REPLY.index("\ndef g")])
+    stopped = replying_llama.generate(
+        [Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60, stop=("\ndef g",))
+    )[0]
+    assert stopped.finish_reason == "stop" and stopped.text.startswith(REPLY[: REPLY.index("\ndef g")])
     assert "\ndef g" in stopped.text and stopped.tokens < full.tokens  # stopped inside generate
-    fenced = replying_llama.generate([Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60,
-                                                                         stop_after_fence=True))[0]
+    fenced = replying_llama.generate(
+        [Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60, stop_after_fence=True)
+    )[0]
     assert fenced.finish_reason == "stop" and fenced.text.startswith("```python\ndef f():\n    return 1\n```")
     assert fenced.tokens < stopped.tokens
 
@@ -115,8 +126,9 @@ def test_openai_backend_sends_one_seeded_request_per_row():
         prompt = request.body["prompt"]
         return Reply.text("    return 1\ndef", finish_reason="length") if "long" in prompt else f"echo {prompt}"
 
-    settings = SamplingSettings(temperature=0.8, top_p=0.9, max_new_tokens=32,
-                                stop=("\nclass", "\ndef", "\n#", "\nif", "\nprint"))
+    settings = SamplingSettings(
+        temperature=0.8, top_p=0.9, max_new_tokens=32, stop=("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+    )
     with LoopbackServer(reply) as server:
         backend = OpenAIBackend("served-model", base_url=server.base_url, api_key_env="NO_SUCH_KEY_VAR")
         try:
@@ -136,8 +148,11 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
     made = {}
     fake = types.ModuleType("vllm")
     fake.SamplingParams = lambda **kw: kw
-    out = lambda text, reason, stop_reason: types.SimpleNamespace(outputs=[types.SimpleNamespace(
-        text=text, finish_reason=reason, stop_reason=stop_reason, token_ids=[1] * len(text))])
+    out = lambda text, reason, stop_reason: types.SimpleNamespace(
+        outputs=[
+            types.SimpleNamespace(text=text, finish_reason=reason, stop_reason=stop_reason, token_ids=[1] * len(text))
+        ]
+    )
 
     class LLM:
         def __init__(self, **kwargs):
@@ -161,18 +176,28 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
     assert [p["seed"] for p in made["params"]] == [1, 2, 3] and made["model"] == str(model)
     tokenizer = backend.llm.get_tokenizer()  # token ids go in: the encoder training uses, no second BOS
     assert made["prompts"][2] == {"prompt_token_ids": tokenizer("r", add_special_tokens=False)["input_ids"]}
-    assert made["params"][0] == {"n": 1, "temperature": 0.2, "top_p": 0.95, "top_k": -1, "max_tokens": 64,
-                                 "stop": ["\ndef"], "seed": 1}
+    assert made["params"][0] == {
+        "n": 1,
+        "temperature": 0.2,
+        "top_p": 0.95,
+        "top_k": -1,
+        "max_tokens": 64,
+        "stop": ["\ndef"],
+        "seed": 1,
+    }
     assert [(g.text, g.finish_reason) for g in result] == [("a", "stop"), ("bb", "eos"), ("ccc", "length")]
     greedy = backend.sampling_params(Row("p", 5), SamplingSettings(greedy=True))
     assert greedy["temperature"] == 0.0 and greedy["top_k"] == -1
 
 
-@pytest.mark.parametrize("settings", [
-    SamplingSettings(max_new_tokens=8, temperature=1.0, top_p=0.95),
-    SamplingSettings(max_new_tokens=8, greedy=True),
-    SamplingSettings(max_new_tokens=12, temperature=1.0, stop=tuple("aeiou")),  # rows end at different steps
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SamplingSettings(max_new_tokens=8, temperature=1.0, top_p=0.95),
+        SamplingSettings(max_new_tokens=8, greedy=True),
+        SamplingSettings(max_new_tokens=12, temperature=1.0, stop=tuple("aeiou")),  # rows end at different steps
+    ],
+)
 def test_compact_decoding_equals_generate_with_and_without_a_shared_prefill(random_llama, settings):
     rows = [Row(PROMPTS[0], 1), Row(PROMPTS[0], 2), Row(PROMPTS[1], 3), Row(PROMPTS[0], 4), Row(PROMPTS[3], 5)]
     results = {}
@@ -192,8 +217,10 @@ def test_lora_adapter_merged_or_not_changes_the_model_the_same_way(tmp_path, one
     from transformers import AutoModelForCausalLM
 
     base = make_tiny_llama(tmp_path / "base", seed=5)
-    lora = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                               peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = peft.get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     lora.save_pretrained(tmp_path / "adapter")
     rows, settings = [Row(p, i) for i, p in enumerate(PROMPTS)], SamplingSettings(greedy=True, max_new_tokens=8)
     plain = TransformersBackend(str(base)).generate(rows, settings)

@@ -13,72 +13,115 @@ from main.sampling.extract import (
     truncate_at_stop,
 )
 
-HE_PROMPT = ('from typing import List\n\n\ndef is_palindrome(s: str) -> bool:\n    """ helper """\n'
-             '    return s == s[::-1]\n\n\ndef make_palindrome(string: str) -> str:\n    """ Make one.\n    >>> '
-             'make_palindrome(\'cat\')\n    \'catac\'\n    """\n')
-HE = Problem("HumanEval/10", HE_PROMPT, "def check(candidate):\n    assert candidate('cat') == 'catac'\n"
-             "check(make_palindrome)\n", "make_palindrome", "    return string\n")
+HE_PROMPT = (
+    'from typing import List\n\n\ndef is_palindrome(s: str) -> bool:\n    """ helper """\n'
+    '    return s == s[::-1]\n\n\ndef make_palindrome(string: str) -> str:\n    """ Make one.\n    >>> '
+    "make_palindrome('cat')\n    'catac'\n    \"\"\"\n"
+)
+HE = Problem(
+    "HumanEval/10",
+    HE_PROMPT,
+    "def check(candidate):\n    assert candidate('cat') == 'catac'\ncheck(make_palindrome)\n",
+    "make_palindrome",
+    "    return string\n",
+)
+
+
 def extract(raw, style, problem, **kwargs):
     """Extraction under the style's own stop rule (what main.generate runs when no --stop is given)."""
     return extract_completion(raw, style, problem, stop=style.stop, after_fence=style.stop_after_fence, **kwargs)
 
 
-MBPP = Problem(2, "Write a function to add two numbers.", "assert add(1, 2) == 3\n", "add", "def add(a, b):\n"
-               "    return a + b", {"test_list": ["assert add(1, 2) == 3"]})
+MBPP = Problem(
+    2,
+    "Write a function to add two numbers.",
+    "assert add(1, 2) == 3\n",
+    "add",
+    "def add(a, b):\n    return a + b",
+    {"test_list": ["assert add(1, 2) == 3"]},
+)
 
 
-@pytest.mark.parametrize("text, stops, fence, expected, reason", [
-    ("    return x\n\ndef other():\n    pass", ("\ndef", "\nclass"), False, "    return x\n", "\ndef"),
-    ("    return x\n#comment\nprint(1)", ("\nprint", "\n#"), False, "    return x", "\n#"),  # earliest wins
-    ("    return x", ("\ndef",), False, "    return x", None),
-    ("Sure:\n```python\ndef f():\n    return 1\n```\nExplanation ```x```", (), True,
-     "Sure:\n```python\ndef f():\n    return 1\n```", "```"),
-    ("```python\ndef f(): pass\n### Instruction: more", ("\n### Instruction",), True,
-     "```python\ndef f(): pass", "\n### Instruction"),
-    ("def f():\n    pass\n[DONE]\nYou are", ("[DONE]",), False, "def f():\n    pass\n", "[DONE]"),
-    ("```python\nx = 1\n```", ("\ndef",), True, "```python\nx = 1\n```", "```"),  # the fence ends the text
-])
+@pytest.mark.parametrize(
+    "text, stops, fence, expected, reason",
+    [
+        ("    return x\n\ndef other():\n    pass", ("\ndef", "\nclass"), False, "    return x\n", "\ndef"),
+        ("    return x\n#comment\nprint(1)", ("\nprint", "\n#"), False, "    return x", "\n#"),  # earliest wins
+        ("    return x", ("\ndef",), False, "    return x", None),
+        (
+            "Sure:\n```python\ndef f():\n    return 1\n```\nExplanation ```x```",
+            (),
+            True,
+            "Sure:\n```python\ndef f():\n    return 1\n```",
+            "```",
+        ),
+        (
+            "```python\ndef f(): pass\n### Instruction: more",
+            ("\n### Instruction",),
+            True,
+            "```python\ndef f(): pass",
+            "\n### Instruction",
+        ),
+        ("def f():\n    pass\n[DONE]\nYou are", ("[DONE]",), False, "def f():\n    pass\n", "[DONE]"),
+        ("```python\nx = 1\n```", ("\ndef",), True, "```python\nx = 1\n```", "```"),  # the fence ends the text
+    ],
+)
 def test_truncate_at_stop(text, stops, fence, expected, reason):
     assert truncate_at_stop(text, stops, after_fence=fence) == (expected, reason)
 
 
-@pytest.mark.parametrize("text, end", [
-    ("no fences at all", None),
-    ("```python\nx = 1\n", None),  # still open
-    ("a\n```py\nx = 1\n```\nrest", len("a\n```py\nx = 1\n```")),
-    ("  ```\n  x\n  ```", len("  ```\n  x\n  ```")),
-])
+@pytest.mark.parametrize(
+    "text, end",
+    [
+        ("no fences at all", None),
+        ("```python\nx = 1\n", None),  # still open
+        ("a\n```py\nx = 1\n```\nrest", len("a\n```py\nx = 1\n```")),
+        ("  ```\n  x\n  ```", len("  ```\n  x\n  ```")),
+    ],
+)
 def test_closed_fence_end(text, end):
     assert closed_fence_end(text) == end
 
 
-@pytest.mark.parametrize("text, blocks", [
-    ("```python\na = 1\n```\ntext\n```js\nlet b\n```\n```\nc = 3\n```", ["a = 1", "c = 3"]),
-    ("```Python\n    def f():\n        pass\n```", ["def f():\n    pass"]),  # indented in a list: dedented
-    ("```python\ndef f():\n    return 1", ["def f():\n    return 1"]),  # cut by max tokens: kept
-    ("plain text", []),
-    ("def f():\n    return 1\n```\n\nThis function returns `1`.", ["def f():\n    return 1"]),  # no opening fence
-    ("Here it is:\n```\ndef f():\n    return 1", ["def f():\n    return 1"]),  # after prose a bare fence opens
-])
+@pytest.mark.parametrize(
+    "text, blocks",
+    [
+        ("```python\na = 1\n```\ntext\n```js\nlet b\n```\n```\nc = 3\n```", ["a = 1", "c = 3"]),
+        ("```Python\n    def f():\n        pass\n```", ["def f():\n    pass"]),  # indented in a list: dedented
+        ("```python\ndef f():\n    return 1", ["def f():\n    return 1"]),  # cut by max tokens: kept
+        ("plain text", []),
+        ("def f():\n    return 1\n```\n\nThis function returns `1`.", ["def f():\n    return 1"]),  # no opening fence
+        ("Here it is:\n```\ndef f():\n    return 1", ["def f():\n    return 1"]),  # after prose a bare fence opens
+    ],
+)
 def test_python_blocks(text, blocks):
     assert python_blocks(text) == blocks
 
 
-@pytest.mark.parametrize("code, kept", [
-    # helpers, imports and constants stay; demos, prints, asserts and __main__ go
-    ("import math\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)\n\n"
-     "print(f(2))\nassert f(1) == 3\nresult = f(5)\nif __name__ == '__main__':\n    f(1)\n",
-     "import math\n\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)"),
-    ("@cache\ndef f(n):\n    return n\n", "@cache\ndef f(n):\n    return n"),
-    ("try:\n    import numpy\nexcept ImportError:\n    numpy = None\nfor i in range(3):\n    pass\n",
-     "try:\n    import numpy\nexcept ImportError:\n    numpy = None"),
-    # prose between two functions: tree-sitter still finds both
-    ("Here you go\ndef a(x):\n    return x\nThis one is better\ndef b(y):\n    return y + 1\n",
-     "def a(x):\n    return x\n\ndef b(y):\n    return y + 1"),
-    # the token budget ran out inside the last function: the intact ones stay
-    ("import os\ndef a(x):\n    return x\ndef b(y):\n    return y +", "import os\n\ndef a(x):\n    return x"),
-    ("just words, no code", ""),
-])
+@pytest.mark.parametrize(
+    "code, kept",
+    [
+        # helpers, imports and constants stay; demos, prints, asserts and __main__ go
+        (
+            "import math\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)\n\n"
+            "print(f(2))\nassert f(1) == 3\nresult = f(5)\nif __name__ == '__main__':\n    f(1)\n",
+            "import math\n\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)",
+        ),
+        ("@cache\ndef f(n):\n    return n\n", "@cache\ndef f(n):\n    return n"),
+        (
+            "try:\n    import numpy\nexcept ImportError:\n    numpy = None\nfor i in range(3):\n    pass\n",
+            "try:\n    import numpy\nexcept ImportError:\n    numpy = None",
+        ),
+        # prose between two functions: tree-sitter still finds both
+        (
+            "Here you go\ndef a(x):\n    return x\nThis one is better\ndef b(y):\n    return y + 1\n",
+            "def a(x):\n    return x\n\ndef b(y):\n    return y + 1",
+        ),
+        # the token budget ran out inside the last function: the intact ones stay
+        ("import os\ndef a(x):\n    return x\ndef b(y):\n    return y +", "import os\n\ndef a(x):\n    return x"),
+        ("just words, no code", ""),
+    ],
+)
 def test_keep_definitions(code, kept):
     assert keep_definitions(code) == kept
 
@@ -92,12 +135,16 @@ def test_keep_definitions_without_tree_sitter_uses_the_longest_parsable_prefix(m
 
 
 def test_humaneval_program_adds_the_prompt_imports_and_helpers_it_does_not_redefine():
-    program = humaneval_program("def make_palindrome(string: str) -> str:\n    return string", HE_PROMPT,
-                                "make_palindrome")
+    program = humaneval_program(
+        "def make_palindrome(string: str) -> str:\n    return string", HE_PROMPT, "make_palindrome"
+    )
     assert program.startswith("from typing import List\n\ndef is_palindrome(")
     assert program.count("def make_palindrome") == 1 and program.endswith("return string\n")
-    redefined = humaneval_program("def is_palindrome(s):\n    return True\n\ndef make_palindrome(string):\n"
-                                  "    return string", HE_PROMPT, "make_palindrome")
+    redefined = humaneval_program(
+        "def is_palindrome(s):\n    return True\n\ndef make_palindrome(string):\n    return string",
+        HE_PROMPT,
+        "make_palindrome",
+    )
     assert redefined.count("def is_palindrome") == 1 and "return True" in redefined
     assert humaneval_program("def other():\n    pass", HE_PROMPT, "make_palindrome") is None
 
@@ -111,15 +158,18 @@ def _runs(program: str, tests: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("raw", [
-    # fenced answer with explanation and a demo call
-    "Here is the function:\n```python\ndef make_palindrome(string: str) -> str:\n    for i in range(len(string)):\n"
-    "        if is_palindrome(string[i:]):\n            return string + string[:i][::-1]\n    return string\n\n"
-    "print(make_palindrome('cat'))\n```\nIt works by scanning suffixes.",
-    # no fences, the body only
-    "    for i in range(len(string)):\n        if is_palindrome(string[i:]):\n"
-    "            return string + string[:i][::-1]\n    return string\n",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # fenced answer with explanation and a demo call
+        "Here is the function:\n```python\ndef make_palindrome(string: str) -> str:\n    for i in range(len(string)):\n"
+        "        if is_palindrome(string[i:]):\n            return string + string[:i][::-1]\n    return string\n\n"
+        "print(make_palindrome('cat'))\n```\nIt works by scanning suffixes.",
+        # no fences, the body only
+        "    for i in range(len(string)):\n        if is_palindrome(string[i:]):\n"
+        "            return string + string[:i][::-1]\n    return string\n",
+    ],
+)
 def test_humaneval_alpaca_completion_is_a_program_that_passes(raw):
     completion = extract(raw, STYLES["humaneval-alpaca"], HE).completion
     ast.parse(completion)
@@ -133,11 +183,14 @@ def test_humaneval_completion_style_continues_the_prompt():
     ast.parse(HE.prompt + completion)
 
 
-@pytest.mark.parametrize("style, raw", [
-    ("mbpp-alpaca", "```python\ndef add(a, b):\n    return a + b\n\nassert add(1, 2) == 4\n```\nDone."),
-    ("mbpp-alpaca", "def add(a, b):\n    return a + b\n### Instruction:\nnext"),
-    ("mbpp-3shot", "def add(a, b):\r\n    return a + b\n[DONE]\nYou are an expert"),
-])
+@pytest.mark.parametrize(
+    "style, raw",
+    [
+        ("mbpp-alpaca", "```python\ndef add(a, b):\n    return a + b\n\nassert add(1, 2) == 4\n```\nDone."),
+        ("mbpp-alpaca", "def add(a, b):\n    return a + b\n### Instruction:\nnext"),
+        ("mbpp-3shot", "def add(a, b):\r\n    return a + b\n[DONE]\nYou are an expert"),
+    ],
+)
 def test_mbpp_completion_is_the_program_without_the_models_own_asserts(style, raw):
     completion = extract(raw, STYLES[style], MBPP).completion
     assert "assert" not in completion and _runs(completion, MBPP.tests)
@@ -152,16 +205,19 @@ def test_no_stop_reaches_extraction_too():
     assert free.completion == raw and free.stopped_by is None and free.empty_cause is None
 
 
-@pytest.mark.parametrize("style, raw, finish, cause", [
-    ("humaneval-completion", "\ndef helper():\n    pass", "stop", "stop at offset 0"),
-    ("humaneval-completion", "", "eos", "EOS at once"),
-    ("humaneval-completion", "   \n", "length", "empty generation"),
-    ("humaneval-chat", "```python\n```\nThat is all.", "stop", "empty code block"),
-    ("mbpp-chat", "", "eos", "EOS at once"),
-    ("humaneval-completion", "", "stop", "stop at offset 0"),  # vLLM / an OpenAI server strip the stop string
-    ("humaneval-completion", "    return string\n", "eos", None),
-    ("mbpp-chat", "```python\ndef add(a, b):\n    return a + b\n```", "stop", None),
-])
+@pytest.mark.parametrize(
+    "style, raw, finish, cause",
+    [
+        ("humaneval-completion", "\ndef helper():\n    pass", "stop", "stop at offset 0"),
+        ("humaneval-completion", "", "eos", "EOS at once"),
+        ("humaneval-completion", "   \n", "length", "empty generation"),
+        ("humaneval-chat", "```python\n```\nThat is all.", "stop", "empty code block"),
+        ("mbpp-chat", "", "eos", "EOS at once"),
+        ("humaneval-completion", "", "stop", "stop at offset 0"),  # vLLM / an OpenAI server strip the stop string
+        ("humaneval-completion", "    return string\n", "eos", None),
+        ("mbpp-chat", "```python\ndef add(a, b):\n    return a + b\n```", "stop", None),
+    ],
+)
 def test_empty_completions_say_why(style, raw, finish, cause):
     problem = MBPP if style.startswith("mbpp") else HE
     assert extract(raw, STYLES[style], problem, finish_reason=finish).empty_cause == cause

@@ -55,8 +55,16 @@ def test_every_shipped_pipeline_config_loads(path, monkeypatch):
 
 def test_presets_carry_the_published_hyperparameters():
     full = load_config(CONFIGS / "codealpaca_full.yaml")
-    assert (full.mode, full.lr, full.epochs, full.max_length, full.weight_decay, full.warmup_ratio,
-            full.schedule, full.global_batch_size) == ("full", 2e-5, 3, 512, 0.0, 0.03, "cosine", 128)
+    assert (
+        full.mode,
+        full.lr,
+        full.epochs,
+        full.max_length,
+        full.weight_decay,
+        full.warmup_ratio,
+        full.schedule,
+        full.global_batch_size,
+    ) == ("full", 2e-5, 3, 512, 0.0, 0.03, "cosine", 128)
     lora = load_config(CONFIGS / "alpaca_lora.yaml")
     assert (lora.lora_r, lora.lora_alpha, lora.lora_dropout, lora.lora_targets) == (8, 16, 0.05, "llama-qv")
     qlora = load_config(CONFIGS / "qlora_7b.yaml")
@@ -67,8 +75,17 @@ def test_presets_carry_the_published_hyperparameters():
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("ds_*.json")), ids=lambda p: p.name)
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_every_deepspeed_config_fills_its_auto_values(path, device):
-    config = make_config({"strategy": "deepspeed", "deepspeed_config": str(path), "micro_batch_size": 2,
-                          "global_batch_size": 16, "lr": 1e-4, "precision": "bf16", "max_grad_norm": 0.5})
+    config = make_config(
+        {
+            "strategy": "deepspeed",
+            "deepspeed_config": str(path),
+            "micro_batch_size": 2,
+            "global_batch_size": 16,
+            "lr": 1e-4,
+            "precision": "bf16",
+            "max_grad_norm": 0.5,
+        }
+    )
     runtime = Runtime(world=2, device=__import__("torch").device(device))
     ds = deepspeed_config(config, runtime, grad_accum=grad_accum_steps(config, 2))
     assert "auto" not in json.dumps(ds)
@@ -84,8 +101,10 @@ def test_every_deepspeed_config_fills_its_auto_values(path, device):
 def test_overrides_are_parsed_as_yaml_and_coerced(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("lr: 1\nmode: full\nval_data:\n")
-    config = load_config(preset, ["lr=2e-5", "lora_targets=[q_proj, k_proj]", "packing=true", "epochs=2.0",
-                                  "model=org/name", "train_data=123"])
+    config = load_config(
+        preset,
+        ["lr=2e-5", "lora_targets=[q_proj, k_proj]", "packing=true", "epochs=2.0", "model=org/name", "train_data=123"],
+    )
     assert config.lr == 2e-5 and isinstance(config.lr, float)
     assert config.lora_targets == ["q_proj", "k_proj"] and config.packing is True and config.epochs == 2
     assert config.mode == "full" and config.val_data == "" and config.train_data == "123"
@@ -98,18 +117,21 @@ def test_unknown_key_is_rejected_with_the_valid_keys():
     assert "learning_rate" in message and all(name in message for name in field_names())
 
 
-@pytest.mark.parametrize("override, fragment", [
-    (["mode=adapter"], "mode='adapter'"),
-    (["epochs=abc"], "epochs: expected int"),
-    (["lr=0"], "lr must be > 0"),
-    (["packing=1"], "packing: expected bool"),
-    (["strategy=fsdp"], "mode=full"),
-    (["strategy=fsdp", "mode=full", "precision=fp16"], "precision=bf16"),
-    (["strategy=deepspeed"], "deepspeed_config"),
-    (["mode=qlora", "quant_bits=3"], "quant_bits"),
-    (["batch_tokens=100"], "batch_tokens"),
-    (["oops"], "not key=value"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        (["mode=adapter"], "mode='adapter'"),
+        (["epochs=abc"], "epochs: expected int"),
+        (["lr=0"], "lr must be > 0"),
+        (["packing=1"], "packing: expected bool"),
+        (["strategy=fsdp"], "mode=full"),
+        (["strategy=fsdp", "mode=full", "precision=fp16"], "precision=bf16"),
+        (["strategy=deepspeed"], "deepspeed_config"),
+        (["mode=qlora", "quant_bits=3"], "quant_bits"),
+        (["batch_tokens=100"], "batch_tokens"),
+        (["oops"], "not key=value"),
+    ],
+)
 def test_bad_values_say_what_to_change(override, fragment):
     with pytest.raises(ConfigError, match=None) as err:
         load_config(None, override)

@@ -30,8 +30,10 @@ def rec(instruction: str, output: str, input: str = "") -> Record:
     return Record(instruction=instruction, input=input, output=output, source="test")
 
 
-RECORDS = [rec(f"Write function {i} in Python.", f"def f{i}(x):\n    return x * {i}\n", "x = 3" if i % 2 else "")
-           for i in range(40)]
+RECORDS = [
+    rec(f"Write function {i} in Python.", f"def f{i}(x):\n    return x * {i}\n", "x = 3" if i % 2 else "")
+    for i in range(40)
+]
 
 
 def bare_tokenizer(specials: list[str], template: str | None = None, **roles: str) -> PreTrainedTokenizerFast:
@@ -40,16 +42,22 @@ def bare_tokenizer(specials: list[str], template: str | None = None, **roles: st
     `template` (e.g. "<s> $A </s>") is what encoding with special tokens wraps the text in."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(["def f(x): return x", "hello world"], trainer=trainer)
     if template:
         tok.post_processor = processors.TemplateProcessing(
-            single=template, special_tokens=[(t, tok.token_to_id(t)) for t in specials if t in template])
+            single=template, special_tokens=[(t, tok.token_to_id(t)) for t in specials if t in template]
+        )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **roles)
 
 
 # ---------------------------------------------------------------- pad policy
+
 
 def test_own_pad_distinct_from_eos_is_kept():
     tok = make_tiny_tokenizer()
@@ -59,16 +67,26 @@ def test_own_pad_distinct_from_eos_is_kept():
 
 def test_pad_equal_to_eos_is_replaced_by_unk_without_growing_the_vocabulary():
     # SmolLM2-Instruct ships pad == eos == <|im_end|>; its unk <|endoftext|> becomes the pad.
-    tok = bare_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], eos_token="<|im_end|>",
-                         bos_token="<|im_start|>", unk_token="<|endoftext|>", pad_token="<|im_end|>")
+    tok = bare_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|im_end|>",
+    )
     size = len(tok)
     prepare_tokenizer(tok)
     assert tok.pad_token == "<|endoftext|>" and tok.pad_token_id != tok.eos_token_id and len(tok) == size
 
 
 def test_llama3_style_vocabulary_reuses_a_reserved_token_pad_named_first():
-    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-                "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>"]
+    specials = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>",
+    ]
     tok = bare_tokenizer(specials, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
     size = len(tok)
     prepare_tokenizer(tok)
@@ -80,8 +98,11 @@ def test_llama3_style_vocabulary_reuses_a_reserved_token_pad_named_first():
 
 def test_pad_is_added_only_when_nothing_fits_and_then_the_model_must_grow():
     tok = bare_tokenizer(["<s>", "</s>"], bos_token="<s>", eos_token="</s>")
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        )
+    )
     assert not needs_resize(tok, model)
     prepare_tokenizer(tok)
     assert tok.pad_token == ADDED_PAD_TOKEN and tok.pad_token_id not in (tok.eos_token_id, tok.bos_token_id)
@@ -95,32 +116,35 @@ def test_tokenizer_without_eos_is_refused():
 
 # ---------------------------------------------------------------- tokenizing
 
+
 def test_prompt_masked_target_and_eos_learned():
     tok = prepare_tokenizer(make_tiny_tokenizer())
     examples, stats = tokenize_records(RECORDS, tok, max_length=1024)
     assert stats.examples == len(RECORDS) and stats.truncated == stats.dropped_all_masked == 0
     for record, ex in zip(RECORDS, examples):
         prompt = encode_prompt(tok, render_prompt(record.instruction, record.input))
-        assert list(ex.input_ids[:len(prompt)]) == prompt  # what generation feeds is a prefix of training
-        assert ex.labels[:len(prompt)] == (IGNORE_INDEX,) * len(prompt)
-        target = ex.labels[len(prompt):]
-        assert target == ex.input_ids[len(prompt):] and target[-1] == tok.eos_token_id
+        assert list(ex.input_ids[: len(prompt)]) == prompt  # what generation feeds is a prefix of training
+        assert ex.labels[: len(prompt)] == (IGNORE_INDEX,) * len(prompt)
+        target = ex.labels[len(prompt) :]
+        assert target == ex.input_ids[len(prompt) :] and target[-1] == tok.eos_token_id
         assert tok.decode(target[:-1]) == record.output
     assert stats.tokens == sum(len(e.input_ids) for e in examples)
     assert stats.target_tokens == sum(sum(t != IGNORE_INDEX for t in e.labels) for e in examples)
 
 
 def test_eos_stays_a_target_when_the_shipped_pad_was_eos():
-    tok = bare_tokenizer(["<|endoftext|>", "<|im_end|>"], eos_token="<|im_end|>", unk_token="<|endoftext|>",
-                         pad_token="<|im_end|>")
+    tok = bare_tokenizer(
+        ["<|endoftext|>", "<|im_end|>"], eos_token="<|im_end|>", unk_token="<|endoftext|>", pad_token="<|im_end|>"
+    )
     examples, _ = tokenize_records(RECORDS[:3], prepare_tokenizer(tok), max_length=1024)
     assert all(ex.labels[-1] == tok.eos_token_id != tok.pad_token_id for ex in examples)
 
 
 def test_llama_style_bos_is_kept_and_an_auto_eos_never_ends_the_prompt():
     # Llama tokenizers prefix BOS; some checkpoints also set add_eos_token, which must not end the prompt.
-    tok = bare_tokenizer(["<unk>", "<s>", "</s>"], template="<s> $A </s>", bos_token="<s>", eos_token="</s>",
-                         unk_token="<unk>")
+    tok = bare_tokenizer(
+        ["<unk>", "<s>", "</s>"], template="<s> $A </s>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
     prepare_tokenizer(tok)
     assert tok.pad_token == "<unk>"
     (ex,), _ = tokenize_records(RECORDS[:1], tok, max_length=1024)
@@ -159,6 +183,7 @@ def test_real_code_alpaca_every_example_ends_with_eos(code_alpaca_2k):
 
 # ---------------------------------------------------------------- loading
 
+
 @pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.parquet"])
 def test_load_records_from_every_file_format(tmp_path, name):
     write_records(RECORDS[:5], tmp_path / name)
@@ -182,6 +207,7 @@ def test_bad_row_names_file_and_line_or_is_skipped(tmp_path):
 
 
 # ---------------------------------------------------------------- split
+
 
 def test_split_is_deterministic_disjoint_and_deduplicated():
     same_question = rec(RECORDS[0].instruction.upper(), "another answer", RECORDS[0].input)

@@ -64,8 +64,10 @@ def test_lora_save_load_merge_round_trip(tiny, tmp_path):
 
     lineage = {"prompt_format": "chat", "weights_sha256": folder_sha256(tmp_path / "adapter")}
     (tmp_path / "adapter" / TRAINING_INFO_FILE).write_text(json.dumps(lineage))  # as main.train writes it
-    assert merge_main(["--adapter", str(tmp_path / "adapter"), "--output", str(tmp_path / "merged"),
-                       "--base", str(tiny)]) == 0
+    assert (
+        merge_main(["--adapter", str(tmp_path / "adapter"), "--output", str(tmp_path / "merged"), "--base", str(tiny)])
+        == 0
+    )
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged")).eval()
     assert not any("lora" in name for name in merged.state_dict())  # standalone: plain Llama weights
     with torch.no_grad():

@@ -43,6 +43,7 @@ LENGTHS = [_rng.randint(20, 500) for _ in range(600)]
 
 # ---------------------------------------------------------------- bins and plans
 
+
 def test_pack_uses_every_example_once_and_is_near_optimal():
     bins = pack(synthetic(LENGTHS), 512)
     assert sorted(i for b in bins for i in b) == list(range(len(LENGTHS)))
@@ -58,13 +59,16 @@ def test_rows_for_next_fit():
     assert rows_for([3, 4, 2], None) == [[0, 1, 2]]
 
 
-@pytest.mark.parametrize("options", [
-    dict(packing=True, batch_size=4, max_length=512),
-    dict(packing=True, batch_tokens=2048, max_length=512),
-    dict(packing=False, batch_size=8),
-    dict(packing=False, batch_size=8, length_grouped=True),
-    dict(packing=False, batch_tokens=4096, length_grouped=True),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(packing=True, batch_size=4, max_length=512),
+        dict(packing=True, batch_tokens=2048, max_length=512),
+        dict(packing=False, batch_size=8),
+        dict(packing=False, batch_size=8, length_grouped=True),
+        dict(packing=False, batch_tokens=4096, length_grouped=True),
+    ],
+)
 def test_plan_is_a_deterministic_permutation_that_changes_with_the_epoch(options):
     examples = synthetic(LENGTHS)
     plan = batches(examples, seed=3, epoch=0, **options)
@@ -97,8 +101,11 @@ def test_length_grouping_cuts_padding_and_puts_the_costliest_batch_first():
 def test_plan_tokens_match_the_collated_tensors(packing):
     examples = synthetic(LENGTHS[:120])
     plan = batches(examples, batch_size=3, packing=packing, max_length=512, seed=0)
-    collate = (lambda exs: collate_packed(exs, 0, 512, mask="position_ids")) if packing else (
-        lambda exs: collate_padded(exs, 0))
+    collate = (
+        (lambda exs: collate_packed(exs, 0, 512, mask="position_ids"))
+        if packing
+        else (lambda exs: collate_padded(exs, 0))
+    )
     computed = sum(collate([examples[i] for i in micro])["input_ids"].numel() for micro in plan)
     assert plan_tokens(examples, plan, packing=packing, max_length=512) == (sum(LENGTHS[:120]), computed)
 
@@ -121,6 +128,7 @@ def test_plan_option_errors():
 
 
 # ---------------------------------------------------------------- collators
+
 
 def test_collate_packed_layout():
     a, b = Ex((5, 6, 7), (IGNORE_INDEX, 6, 7)), Ex((8, 9), (8, 9))
@@ -147,12 +155,20 @@ def test_collate_padded_layout():
 
 # ---------------------------------------------------------------- loss equivalence on a real (tiny) Llama
 
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = make_tiny_llama(tmp_path_factory.mktemp("tiny"), seed=1)
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
-    records = [Record(f"Write function {i}. " * (1 + i % 3), "x = [1, 2]" if i % 2 else "",
-                      f"def f(x):\n    return x + {i}\n" * (1 + i % 4), "test") for i in range(6)]
+    records = [
+        Record(
+            f"Write function {i}. " * (1 + i % 3),
+            "x = [1, 2]" if i % 2 else "",
+            f"def f(x):\n    return x + {i}\n" * (1 + i % 4),
+            "test",
+        )
+        for i in range(6)
+    ]
     examples, _ = tokenize_records(records, tok, max_length=400)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors this small only pay for thread synchronisation on a busy box
@@ -161,8 +177,10 @@ def tiny(tmp_path_factory):
 
 
 def one_by_one(model, examples) -> torch.Tensor:
-    return sum(target_loss_sum(model(input_ids=torch.tensor([ex.input_ids])).logits, torch.tensor([ex.labels]))[0]
-               for ex in examples)
+    return sum(
+        target_loss_sum(model(input_ids=torch.tensor([ex.input_ids])).logits, torch.tensor([ex.labels]))[0]
+        for ex in examples
+    )
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -209,8 +227,7 @@ def test_all_masked_labels_give_zero_loss_not_nan(tiny):
     folder, tok, examples = tiny
     model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
     masked = Ex(examples[0].input_ids, (IGNORE_INDEX,) * len(examples[0].input_ids))
-    loss, n = target_loss_sum(model(**collate_packed([masked], tok.pad_token_id)).logits,
-                              torch.tensor([masked.labels]))
+    loss, n = target_loss_sum(model(**collate_packed([masked], tok.pad_token_id)).logits, torch.tensor([masked.labels]))
     assert n == 0 and loss.item() == 0.0
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -86,11 +86,17 @@ def test_mbpp_through_datasets_load_dataset_on_a_local_hub_layout(mbpp_full: Pat
 
     repo = tmp_path / "mbpp-repo"
     (repo / "full").mkdir(parents=True)
-    datasets.Dataset.from_list(_rows(mbpp_full, {11, 12, 13})).to_parquet(str(repo / "full" / "test-00000-of-00001.parquet"))
-    datasets.Dataset.from_list(_rows(mbpp_full, {2, 3})).to_parquet(str(repo / "full" / "prompt-00000-of-00001.parquet"))
+    datasets.Dataset.from_list(_rows(mbpp_full, {11, 12, 13})).to_parquet(
+        str(repo / "full" / "test-00000-of-00001.parquet")
+    )
+    datasets.Dataset.from_list(_rows(mbpp_full, {2, 3})).to_parquet(
+        str(repo / "full" / "prompt-00000-of-00001.parquet")
+    )
     (repo / "README.md").write_text(
         "---\nconfigs:\n- config_name: full\n  data_files:\n  - split: test\n    path: full/test-*.parquet\n"
-        "  - split: prompt\n    path: full/prompt-*.parquet\n---\n", encoding="utf-8")
+        "  - split: prompt\n    path: full/prompt-*.parquet\n---\n",
+        encoding="utf-8",
+    )
     assert [p.task_id for p in load_mbpp(str(repo))] == [11, 12, 13]
     assert [p.task_id for p in load_mbpp(str(repo), split="prompt")] == [2, 3]
 

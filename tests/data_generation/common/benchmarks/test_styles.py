@@ -38,8 +38,10 @@ def test_mbpp_alpaca_is_the_seeds_wording(mbpp_full):
     prompt = get_style("mbpp", "alpaca").render(problem)
     tests = "\n".join(problem.meta["test_list"])
     assert len(problem.meta["test_list"]) == 3
-    assert prompt == render_prompt("You are an expert Python programmer, and here is your task: "
-                                   f"{problem.prompt} Your code should pass these tests:\n\n{tests}")
+    assert prompt == render_prompt(
+        "You are an expert Python programmer, and here is your task: "
+        f"{problem.prompt} Your code should pass these tests:\n\n{tests}"
+    )
 
 
 def test_mbpp_3shot_shows_tasks_2_3_4_between_begin_and_done(mbpp_full):
@@ -57,22 +59,31 @@ def test_mbpp_3shot_shows_tasks_2_3_4_between_begin_and_done(mbpp_full):
         STYLES["mbpp-3shot"].render(problem)
 
 
-@pytest.mark.parametrize("benchmark, name, full", [
-    ("humaneval", "completion", "humaneval-completion"), ("humaneval", "chat", "humaneval-chat"),
-    ("mbpp", "alpaca", "mbpp-alpaca"), ("mbpp", "3shot", "mbpp-3shot"), ("mbpp", "mbpp-3shot", "mbpp-3shot"),
-])
+@pytest.mark.parametrize(
+    "benchmark, name, full",
+    [
+        ("humaneval", "completion", "humaneval-completion"),
+        ("humaneval", "chat", "humaneval-chat"),
+        ("mbpp", "alpaca", "mbpp-alpaca"),
+        ("mbpp", "3shot", "mbpp-3shot"),
+        ("mbpp", "mbpp-3shot", "mbpp-3shot"),
+    ],
+)
 def test_style_names(benchmark, name, full):
     assert get_style(benchmark, name).name == full
 
 
-@pytest.mark.parametrize("benchmark, chat, trained, expected", [
-    ("humaneval", True, None, "humaneval-chat"),  # an instruct model: its own chat template
-    ("humaneval", False, None, "humaneval-completion"),  # a base model: the raw prompt
-    ("mbpp", True, None, "mbpp-chat"),
-    ("mbpp", False, None, "mbpp-3shot"),
-    ("humaneval", True, "alpaca", "humaneval-alpaca"),  # an adapter: the format it was trained in
-    ("mbpp", False, "chat", "mbpp-chat"),
-])
+@pytest.mark.parametrize(
+    "benchmark, chat, trained, expected",
+    [
+        ("humaneval", True, None, "humaneval-chat"),  # an instruct model: its own chat template
+        ("humaneval", False, None, "humaneval-completion"),  # a base model: the raw prompt
+        ("mbpp", True, None, "mbpp-chat"),
+        ("mbpp", False, None, "mbpp-3shot"),
+        ("humaneval", True, "alpaca", "humaneval-alpaca"),  # an adapter: the format it was trained in
+        ("mbpp", False, "chat", "mbpp-chat"),
+    ],
+)
 def test_default_style_follows_the_model(benchmark, chat, trained, expected):
     assert default_style(benchmark, chat_template=chat, trained_format=trained) == expected
 

@@ -28,18 +28,21 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-@pytest.mark.parametrize("program, passed, result", [
-    ("def f(x):\n    return x + 1\nassert f(1) == 2\n", True, "passed"),
-    ("assert 1 == 2\n", False, "failed: AssertionError"),
-    ("assert 1 == 2, 'off by one'\n", False, "failed: AssertionError: off by one"),
-    ("def f(:\n", False, "failed: SyntaxError: invalid syntax (<sample>, line 1)"),
-    ("undefined_name\n", False, "failed: NameError: name 'undefined_name' is not defined"),
-    ("import sys\nsys.exit(0)\nassert True\n", False, "failed: SystemExit: 0"),
-    ("import os\nos._exit(0)\nassert True\n", False, "failed: exited before the tests finished (exit code 0)"),
-    ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", False, "failed: killed by SIGKILL"),
-    ("x = input()\n", False, "failed: EOFError: EOF when reading a line"),
-    ("raise KeyboardInterrupt\n", False, "failed: KeyboardInterrupt"),
-])
+@pytest.mark.parametrize(
+    "program, passed, result",
+    [
+        ("def f(x):\n    return x + 1\nassert f(1) == 2\n", True, "passed"),
+        ("assert 1 == 2\n", False, "failed: AssertionError"),
+        ("assert 1 == 2, 'off by one'\n", False, "failed: AssertionError: off by one"),
+        ("def f(:\n", False, "failed: SyntaxError: invalid syntax (<sample>, line 1)"),
+        ("undefined_name\n", False, "failed: NameError: name 'undefined_name' is not defined"),
+        ("import sys\nsys.exit(0)\nassert True\n", False, "failed: SystemExit: 0"),
+        ("import os\nos._exit(0)\nassert True\n", False, "failed: exited before the tests finished (exit code 0)"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", False, "failed: killed by SIGKILL"),
+        ("x = input()\n", False, "failed: EOFError: EOF when reading a line"),
+        ("raise KeyboardInterrupt\n", False, "failed: KeyboardInterrupt"),
+    ],
+)
 def test_verdicts_and_messages(sandbox: Sandbox, program: str, passed: bool, result: str) -> None:
     r = sandbox.run(program)
     assert (r.passed, r.result) == (passed, result)
@@ -77,8 +80,10 @@ def test_file_size_limit(sandbox: Sandbox) -> None:
 
 def test_no_processes_or_threads_by_default(sandbox: Sandbox) -> None:
     assert sandbox.run("import os\nos.fork()\n").result.startswith("failed: BlockingIOError")
-    assert sandbox.run("import threading\nthreading.Thread(target=print).start()\n").result == \
-        "failed: RuntimeError: can't start new thread"
+    assert (
+        sandbox.run("import threading\nthreading.Thread(target=print).start()\n").result
+        == "failed: RuntimeError: can't start new thread"
+    )
 
 
 def test_stdlib_and_site_packages_import(sandbox: Sandbox) -> None:
@@ -88,19 +93,25 @@ def test_stdlib_and_site_packages_import(sandbox: Sandbox) -> None:
 
 def test_environment_is_minimal(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     r = sandbox.run("import os\nprint(sorted(os.environ))\n")
-    assert r.output.strip() == str(sorted(["HOME", "LANG", "LC_ALL", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                           "PATH", "TMPDIR"]))
+    assert r.output.strip() == str(
+        sorted(["HOME", "LANG", "LC_ALL", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PATH", "TMPDIR"])
+    )
 
 
 @needs_root
 def test_runs_unprivileged_in_a_fresh_private_tmp(sandbox: Sandbox) -> None:
     # /tmp holds the sample's folder, plus (read-only) the interpreter when it lives under /tmp (a CI checkout)
-    interpreter = {os.path.realpath(p).split("/")[2] for p in (sys.prefix, sys.base_prefix, *sys.path)
-                   if os.path.realpath(p).startswith("/tmp/") and os.path.isdir(p)}
+    interpreter = {
+        os.path.realpath(p).split("/")[2]
+        for p in (sys.prefix, sys.base_prefix, *sys.path)
+        if os.path.realpath(p).startswith("/tmp/") and os.path.isdir(p)
+    }
     tmp = sorted({"sandbox"} | interpreter)
-    program = ("import os\nassert os.getuid() == os.geteuid() == {uid} and os.getgroups() == []\n"
-               "assert os.getcwd() == '/tmp/sandbox' and sorted(os.listdir('/tmp')) == {tmp}\n"
-               "open('/tmp/leftover', 'w').write('x')\nopen('mine', 'w').write('x')\n").format(uid=sandbox.uid, tmp=tmp)
+    program = (
+        "import os\nassert os.getuid() == os.geteuid() == {uid} and os.getgroups() == []\n"
+        "assert os.getcwd() == '/tmp/sandbox' and sorted(os.listdir('/tmp')) == {tmp}\n"
+        "open('/tmp/leftover', 'w').write('x')\nopen('mine', 'w').write('x')\n"
+    ).format(uid=sandbox.uid, tmp=tmp)
     assert sandbox.run(program).passed
     assert sandbox.run(program).passed  # the next sample does not see the previous one's files
     assert not os.path.exists("/tmp/leftover")
@@ -138,8 +149,10 @@ def test_degraded_mode_without_namespaces_still_drops_root_and_blocks_sockets() 
     # What a container that refuses unshare() gets: uid drop, rlimits, an audit hook against sockets.
     with Executor(1, LIMITS, namespaces=False) as ex:
         assert ex.mode == "uid"
-        program = ("import os\nassert os.getuid() == {uid} and os.getcwd().startswith('/tmp/codecapy-sample-')\n"
-                   "open('mine', 'w').write('x')\n").format(uid=ex.uids[0])
+        program = (
+            "import os\nassert os.getuid() == {uid} and os.getcwd().startswith('/tmp/codecapy-sample-')\n"
+            "open('mine', 'w').write('x')\n"
+        ).format(uid=ex.uids[0])
         assert ex.run(program).passed
         assert ex.run("import os\nos.fork()\n").result.startswith("failed: BlockingIOError")
         r = ex.run("import socket\nsocket.socket()\n")

@@ -110,10 +110,17 @@ def test_busy_threads(strict: Executor, loose: Executor) -> None:
     assert run(loose, code).result.startswith("timed out")
 
 
-@pytest.mark.parametrize("code", [
-    "import sys\nsys.exit(0)", "raise SystemExit(0)", "os._exit(0)", "import signal\nos.kill(os.getpid(), signal.SIGTERM)",
-    "os.execv('/bin/true', ['true'])", "import atexit\natexit.register(lambda: print('passed'))\nos._exit(0)",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys\nsys.exit(0)",
+        "raise SystemExit(0)",
+        "os._exit(0)",
+        "import signal\nos.kill(os.getpid(), signal.SIGTERM)",
+        "os.execv('/bin/true', ['true'])",
+        "import atexit\natexit.register(lambda: print('passed'))\nos._exit(0)",
+    ],
+)
 def test_exit_before_the_tests(strict: Executor, code: str) -> None:
     run(strict, code)
 
@@ -133,14 +140,17 @@ def test_forged_markers(strict: Executor) -> None:
     run(strict, code)
 
 
-@pytest.mark.parametrize("code", [
-    "import builtins\nbuiltins.AssertionError = type('Quiet', (Exception,), {})",
-    "import sys\nsys.excepthook = lambda *a: None\nsys.stderr = open(os.devnull, 'w')",
-    "os.write = lambda fd, data: len(data)\nos.read = lambda fd, n: b'0' * 32\nos._exit = lambda code: None",
-    "import sys\nsys.modules['os'] = None",
-    "__builtins__.__dict__.clear() if hasattr(__builtins__, '__dict__') else __builtins__.clear()",
-    "import builtins\nbuiltins.compile = builtins.exec = lambda *a, **k: None",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import builtins\nbuiltins.AssertionError = type('Quiet', (Exception,), {})",
+        "import sys\nsys.excepthook = lambda *a: None\nsys.stderr = open(os.devnull, 'w')",
+        "os.write = lambda fd, data: len(data)\nos.read = lambda fd, n: b'0' * 32\nos._exit = lambda code: None",
+        "import sys\nsys.modules['os'] = None",
+        "__builtins__.__dict__.clear() if hasattr(__builtins__, '__dict__') else __builtins__.clear()",
+        "import builtins\nbuiltins.compile = builtins.exec = lambda *a, **k: None",
+    ],
+)
 def test_overriding_builtins_or_assert(strict: Executor, code: str) -> None:
     run(strict, code, tests="assert 1 == 2, 'a failing test must still fail'\n")
 
@@ -160,8 +170,14 @@ def victim() -> Iterator[Path]:
 
 
 def test_writing_or_deleting_outside_the_work_dir(full: Executor, victim: Path, repo_root: Path) -> None:
-    targets = [victim / "new", Path("/var/tmp") / f"{TOKEN}.new", repo_root / f"{TOKEN}.new",
-               Path("/work") / f"{TOKEN}.new", Path("/root") / f"{TOKEN}.new", Path("/etc") / f"{TOKEN}.new"]
+    targets = [
+        victim / "new",
+        Path("/var/tmp") / f"{TOKEN}.new",
+        repo_root / f"{TOKEN}.new",
+        Path("/work") / f"{TOKEN}.new",
+        Path("/root") / f"{TOKEN}.new",
+        Path("/etc") / f"{TOKEN}.new",
+    ]
     code = f"""
         import shutil
         done = []
@@ -277,11 +293,14 @@ def test_daemon_that_outlives_the_sample(loose: Executor) -> None:
     assert r.result == "failed: AssertionError: wrong answer"
 
 
-@pytest.mark.parametrize("code", [
-    "import sys\nwhile True:\n    sys.stdout.write('x' * (1 << 20))",
-    "import sys\nwhile True:\n    sys.stderr.write('x' * (1 << 20))",
-    "while True:\n    os.write(4, b'F' * (1 << 20))",  # flooding the result pipe
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys\nwhile True:\n    sys.stdout.write('x' * (1 << 20))",
+        "import sys\nwhile True:\n    sys.stderr.write('x' * (1 << 20))",
+        "while True:\n    os.write(4, b'F' * (1 << 20))",  # flooding the result pipe
+    ],
+)
 def test_megabytes_of_output(strict: Executor, code: str) -> None:
     r = run(strict, code)
     assert len(r.output) <= STRICT.output_bytes and len(r.result) < 2000

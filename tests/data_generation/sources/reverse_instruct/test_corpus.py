@@ -32,36 +32,79 @@ ROWS_FILE = FIXTURES / "corpus" / "functions.jsonl"
 ROWS = [json.loads(line) for line in ROWS_FILE.read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.mark.parametrize("label, expected", [
-    ("Python", "python"), ("python3", "python"), ("C++", "cpp"), ("c++", "cpp"), ("C#", "csharp"),
-    ("c_sharp", "csharp"), ("js", "javascript"), ("JavaScript", "javascript"), ("golang", "go"),
-    ("Go", "go"), ("Ruby", "ruby"), (" rust ", "rust"), ("PHP", "php"), ("C", "c"), ("Java", "java"),
-    ("Kotlin", None), ("TypeScript", None), (None, None), (3, None),
-])
+@pytest.mark.parametrize(
+    "label, expected",
+    [
+        ("Python", "python"),
+        ("python3", "python"),
+        ("C++", "cpp"),
+        ("c++", "cpp"),
+        ("C#", "csharp"),
+        ("c_sharp", "csharp"),
+        ("js", "javascript"),
+        ("JavaScript", "javascript"),
+        ("golang", "go"),
+        ("Go", "go"),
+        ("Ruby", "ruby"),
+        (" rust ", "rust"),
+        ("PHP", "php"),
+        ("C", "c"),
+        ("Java", "java"),
+        ("Kotlin", None),
+        ("TypeScript", None),
+        (None, None),
+        (3, None),
+    ],
+)
 def test_normalise_language(label: object, expected: str | None) -> None:
     assert normalise_language(label) == expected
 
 
 def test_jsonl_rows_become_snippets_with_meta_and_counts() -> None:
     stats = HarvestStats()
-    kept = list(iter_dataset_snippets(str(ROWS_FILE), path_column="path", repo_column="repo",
-                                      license_column="license", stats=stats))
+    kept = list(
+        iter_dataset_snippets(
+            str(ROWS_FILE), path_column="path", repo_column="repo", license_column="license", stats=stats
+        )
+    )
     assert [(s.language, s.name) for s in kept] == [
-        ("python", "moving_average"), ("java", "countVowels"), ("csharp", "MaxMagnitude"),
-        ("javascript", "total"), ("php", "join_parts"), ("go", "Clamp"), ("cpp", "sum_squares"),
-        ("python", "parse_pair"), ("python", "parse_pairs")]
+        ("python", "moving_average"),
+        ("java", "countVowels"),
+        ("csharp", "MaxMagnitude"),
+        ("javascript", "total"),
+        ("php", "join_parts"),
+        ("go", "Clamp"),
+        ("cpp", "sum_squares"),
+        ("python", "parse_pair"),
+        ("python", "parse_pairs"),
+    ]
     by_row = {s.meta["row"]: s for s in kept}
     java = by_row["2"]
-    assert java.meta == {"node_type": "method_declaration", "dataset": str(ROWS_FILE), "row": "2",
-                         "repo": "acme/text", "path": "src/main/java/acme/Text.java", "license": "Apache-2.0"}
+    assert java.meta == {
+        "node_type": "method_declaration",
+        "dataset": str(ROWS_FILE),
+        "row": "2",
+        "repo": "acme/text",
+        "path": "src/main/java/acme/Text.java",
+        "license": "Apache-2.0",
+    }
     assert java.path == "src/main/java/acme/Text.java"
     # a row holding one whole function keeps exactly its text (docs included), wrapped or not
     for row in ("2", "3", "4", "5", "6", "7"):
         assert by_row[row].code == ROWS[int(row) - 1]["code"].rstrip("\n"), row
         assert WRAPPER_CLASS not in by_row[row].code and "class" not in by_row[row].meta
     assert by_row["1"].code == textwrap.dedent(ROWS[0]["code"]).rstrip("\n")  # indented method
-    assert stats.rows == {"python": 4, "java": 1, "csharp": 1, "javascript": 1, "php": 1, "go": 1,
-                          "cpp": 1, "ruby": 1, "rust": 1}
+    assert stats.rows == {
+        "python": 4,
+        "java": 1,
+        "csharp": 1,
+        "javascript": 1,
+        "php": 1,
+        "go": 1,
+        "cpp": 1,
+        "ruby": 1,
+        "rust": 1,
+    }
     assert stats.skipped_rows == {"unknown_language": 1, "no_function": 1, "empty_code": 1}
     assert stats.unknown_languages == {"Kotlin": 1}
     assert stats.rejected["python"] == {"duplicate": 1}  # row 10: row 1 without its indentation
@@ -71,16 +114,28 @@ def test_jsonl_rows_become_snippets_with_meta_and_counts() -> None:
     assert json.loads(json.dumps(stats.as_dict()))["unknown_languages"] == {"Kotlin": 1}
 
 
-@pytest.mark.parametrize("language, code, name, lines", [
-    ("php", "function add($a, $b) {\n    $c = $a + $b;\n    return $c;\n}\n", "add", (1, 4)),
-    ("javascript", "\n// Doubles it.\nscale(x) {\n  const y = x * 2;\n  return y;\n}\n", "scale", (2, 6)),
-    ("csharp", "/// <summary>Sum.</summary>\npublic int Add(int a, int b)\n{\n    return a + b;\n}\n",
-     "Add", (1, 5)),
-    ("java", "@Override\npublic String toString() {\n    String s = name;\n    return s + \"!\";\n}\n",
-     "toString", (1, 5)),
-])
-def test_extract_row_wraps_bare_methods_but_keeps_their_text(language: str, code: str, name: str,
-                                                             lines: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    "language, code, name, lines",
+    [
+        ("php", "function add($a, $b) {\n    $c = $a + $b;\n    return $c;\n}\n", "add", (1, 4)),
+        ("javascript", "\n// Doubles it.\nscale(x) {\n  const y = x * 2;\n  return y;\n}\n", "scale", (2, 6)),
+        (
+            "csharp",
+            "/// <summary>Sum.</summary>\npublic int Add(int a, int b)\n{\n    return a + b;\n}\n",
+            "Add",
+            (1, 5),
+        ),
+        (
+            "java",
+            '@Override\npublic String toString() {\n    String s = name;\n    return s + "!";\n}\n',
+            "toString",
+            (1, 5),
+        ),
+    ],
+)
+def test_extract_row_wraps_bare_methods_but_keeps_their_text(
+    language: str, code: str, name: str, lines: tuple[int, int]
+) -> None:
     [snippet] = extract_row(code, language, "row")
     assert (snippet.name, snippet.has_error, (snippet.start_line, snippet.end_line)) == (name, False, lines)
     assert snippet.code == code.strip("\n") and "class" not in snippet.meta
@@ -89,18 +144,35 @@ def test_extract_row_wraps_bare_methods_but_keeps_their_text(language: str, code
 def test_save_to_disk_folder_with_codesearchnet_columns(tmp_path: pathlib.Path) -> None:
     import datasets
 
-    renamed = [{"whole_func_string": r["code"], "lang": r["language"], "repository_name": r["repo"],
-                "func_path_in_repository": r["path"], "licenses": [r["license"], "CC0-1.0"]} for r in ROWS]
+    renamed = [
+        {
+            "whole_func_string": r["code"],
+            "lang": r["language"],
+            "repository_name": r["repo"],
+            "func_path_in_repository": r["path"],
+            "licenses": [r["license"], "CC0-1.0"],
+        }
+        for r in ROWS
+    ]
     folder = tmp_path / "csn"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(renamed)}).save_to_disk(str(folder))
     stats = HarvestStats()
-    kept = list(iter_dataset_snippets(
-        str(folder), code_column="whole_func_string", language_column="lang", repo_column="repository_name",
-        path_column="func_path_in_repository", license_column="licenses", languages=["go", "java"],
-        stats=stats))
+    kept = list(
+        iter_dataset_snippets(
+            str(folder),
+            code_column="whole_func_string",
+            language_column="lang",
+            repo_column="repository_name",
+            path_column="func_path_in_repository",
+            license_column="licenses",
+            languages=["go", "java"],
+            stats=stats,
+        )
+    )
     assert [(s.name, s.meta["row"], s.meta["license"]) for s in kept] == [
         ("countVowels", "train row 2", "Apache-2.0, CC0-1.0"),
-        ("Clamp", "train row 6", "BSD-3-Clause, CC0-1.0")]
+        ("Clamp", "train row 6", "BSD-3-Clause, CC0-1.0"),
+    ]
     assert kept[1].meta["repo"] == "acme/mathx" and kept[1].path == "mathx/clamp.go"
     assert stats.skipped_rows == {"language_not_selected": 10, "unknown_language": 1}
     with pytest.raises(DataError, match="no split 'test'"):
@@ -134,9 +206,12 @@ def test_quota_stops_reading_and_language_options() -> None:
 
 def test_row_level_skips_and_non_object_rows(tmp_path: pathlib.Path) -> None:
     body = "def f(x):\n    y = x + 1\n    return y\n"
-    rows = [{"code": "# Code generated by a tool. DO NOT EDIT.\n" + body, "language": "python"},
-            {"code": body + "#" * 1_000_001, "language": "python"},
-            {"code": None, "language": "python"}, {"code": body, "language": "python"}]
+    rows = [
+        {"code": "# Code generated by a tool. DO NOT EDIT.\n" + body, "language": "python"},
+        {"code": body + "#" * 1_000_001, "language": "python"},
+        {"code": None, "language": "python"},
+        {"code": body, "language": "python"},
+    ]
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows) + "[1, 2]\n", encoding="utf-8")
     stats = HarvestStats()
@@ -148,6 +223,7 @@ def test_row_level_skips_and_non_object_rows(tmp_path: pathlib.Path) -> None:
 
 
 # ---- default corpus --------------------------------------------------------------------------
+
 
 def test_default_corpus_on_this_machine_is_cheap_and_real() -> None:
     start = time.perf_counter()
@@ -199,9 +275,13 @@ def test_harvest_corpus_reads_zips_and_dedups_across_roots(tmp_path: pathlib.Pat
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "Sample.java").write_bytes(java)
     stats = HarvestStats()
-    roots = {"java": [tmp_path / "copy", archive],
-             "javascript": [tmp_path / "tree" / "node_modules", *sorted((tmp_path / "tree" / "node_modules")
-                                                                        .glob("*/node_modules"))]}
+    roots = {
+        "java": [tmp_path / "copy", archive],
+        "javascript": [
+            tmp_path / "tree" / "node_modules",
+            *sorted((tmp_path / "tree" / "node_modules").glob("*/node_modules")),
+        ],
+    }
     kept = list(harvest_corpus(roots, stats=stats))
     java_kept = [s for s in kept if s.language == "java"]
     assert java_kept and all(s.path == str(tmp_path / "copy" / "Sample.java") for s in java_kept)
@@ -212,4 +292,5 @@ def test_harvest_corpus_reads_zips_and_dedups_across_roots(tmp_path: pathlib.Pat
     assert len(from_zip) == 1 and from_zip[0].path == f"{archive}!/java.base/demo/Sample.java"
     assert only.rejected["java"]["quota"] >= 1
     assert "java: " in describe_corpus({"java": [archive]}, only) and "1 kept" in describe_corpus(
-        {"java": [archive]}, only)
+        {"java": [archive]}, only
+    )

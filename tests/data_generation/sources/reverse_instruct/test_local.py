@@ -17,10 +17,22 @@ FIXTURES = REPO / "tests" / "fixtures" / "harvest"
 
 
 def run_script(out: Path, model: Path, cache: Path, **env: str) -> dict:
-    command = ["bash", "scripts/reverse_instruct.sh", "--model", str(model), "--cache-dir", str(cache),
-               "--statement-max-tokens", "64", "--program-max-tokens", "160", "--no-progress"]
-    done = subprocess.run(command, cwd=REPO, env={**os.environ, "OUTPUT": str(out), **env},
-                          capture_output=True, text=True, timeout=900)
+    command = [
+        "bash",
+        "scripts/reverse_instruct.sh",
+        "--model",
+        str(model),
+        "--cache-dir",
+        str(cache),
+        "--statement-max-tokens",
+        "64",
+        "--program-max-tokens",
+        "160",
+        "--no-progress",
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, env={**os.environ, "OUTPUT": str(out), **env}, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(Path(f"{out}.manifest.json").read_text())
 
@@ -64,8 +76,9 @@ def test_embedded_teacher_on_the_bundled_sample_keeps_checked_programs(smollm2: 
     """The bundled sample (data/samples/functions) with the script's local settings: a tiny run keeps
     checked programs, and the manifest says the run completed."""
     out = tmp_path / "samples.jsonl"
-    manifest = run_script(out, smollm2, tmp_path / "cache", PATHS="data/samples/functions", STDLIB="1",
-                          LANGUAGES="python,ruby", LIMIT="4")
+    manifest = run_script(
+        out, smollm2, tmp_path / "cache", PATHS="data/samples/functions", STDLIB="1", LANGUAGES="python,ruby", LIMIT="4"
+    )
     records = check_accounting(out, manifest, 4)
     assert manifest["status"] == "completed" and manifest["config"]["compact_prompts"]
     assert records, "no function of the sample became a record"

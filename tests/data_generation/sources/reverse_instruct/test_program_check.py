@@ -67,8 +67,7 @@ def fake_bin(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):
 
 def _fake_tool(folder: pathlib.Path, name: str, body: str, version: str = "99.1.0") -> pathlib.Path:
     path = folder / name
-    path.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (fake) {version}"; '
-                    f"exit 0; fi\n{body}\n")
+    path.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (fake) {version}"; exit 0; fi\n{body}\n')
     path.chmod(0o755)
     return path
 
@@ -161,30 +160,37 @@ def test_go_library_package_and_third_party_import() -> None:
     _require_toolchain("go")
     library = "package mathx\n\n// Add adds.\nfunc Add(a, b int) int {\n\treturn a + b\n}\n"
     assert check_program(library, "go", "Add").ok
-    third = ('package main\n\nimport "github.com/acme/widgets"\n\n'
-             "func main() {\n\twidgets.Run()\n}\n")
+    third = 'package main\n\nimport "github.com/acme/widgets"\n\nfunc main() {\n\twidgets.Run()\n}\n'
     result = check_program(third, "go", "main")
     assert result.reason == "compile_failed"
     assert "github.com/acme/widgets" in result.checks[1]["detail"]
 
 
-def test_toolchain_absent_means_tree_sitter_only(fake_bin: pathlib.Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_toolchain_absent_means_tree_sitter_only(fake_bin: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(fake_bin))  # nothing on PATH at all
     result = check_program(_read("valid.c"), "c", "reverse")
-    assert result == CheckResult(True, None, (
-        {"check": "tree-sitter", "status": "passed"},
-        {"check": "gcc -fsyntax-only", "status": "skipped", "detail": "no gcc on PATH"}))
+    assert result == CheckResult(
+        True,
+        None,
+        (
+            {"check": "tree-sitter", "status": "passed"},
+            {"check": "gcc -fsyntax-only", "status": "skipped", "detail": "no gcc on PATH"},
+        ),
+    )
     assert available_toolchains()["c"] is None and available_toolchains()["python"] is not None
 
 
-def test_environment_is_scrubbed(fake_bin: pathlib.Path, tmp_path: pathlib.Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_is_scrubbed(
+    fake_bin: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     monkeypatch.setenv("GCC_EXEC_PREFIX", "/somewhere/else")
     seen = tmp_path / "seen"
-    _fake_tool(fake_bin, "gcc", f'env > "{seen}.env"\ncat > "{seen}.stdin"\n'
-                                'echo "main.c:1:1: error: fake failure in $PWD"\nexit 1')
+    _fake_tool(
+        fake_bin,
+        "gcc",
+        f'env > "{seen}.env"\ncat > "{seen}.stdin"\necho "main.c:1:1: error: fake failure in $PWD"\nexit 1',
+    )
     result = check_program(_read("valid.c"), "c", "reverse")
     assert result.reason == "compile_failed"
     assert result.checks[1]["tool"] == "gcc 99.1.0"
@@ -205,8 +211,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_timeout_kills_the_whole_process_group(fake_bin: pathlib.Path,
-                                               tmp_path: pathlib.Path) -> None:
+def test_timeout_kills_the_whole_process_group(fake_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
     pid_file = tmp_path / "child.pid"
     _fake_tool(fake_bin, "gcc", f'sleep 60 &\necho $! > "{pid_file}"\nwait')
     started = time.monotonic()
@@ -225,8 +230,7 @@ def test_include_dev_zero_ends_quickly() -> None:
     """cc1 would read /dev/zero until memory runs out: the data limit stops it, the timeout backs it."""
     _require_toolchain("c")
     started = time.monotonic()
-    result = check_program('#include "/dev/zero"\n\nint f(void)\n{\n    return 1;\n}\n', "c", "f",
-                           timeout=10)
+    result = check_program('#include "/dev/zero"\n\nint f(void)\n{\n    return 1;\n}\n', "c", "f", timeout=10)
     assert time.monotonic() - started < 15
     assert not result.ok and result.reason in {"compile_failed", "check_timeout"}
 
@@ -245,20 +249,22 @@ def test_csharp_compiler_is_used_when_present(fake_bin: pathlib.Path, tmp_path: 
     _fake_tool(fake_bin, "mcs", f'echo "$@" > "{args}"\ntest -f Main.cs', version="6.12.0")
     result = check_program(_read("valid.cs"), "csharp", "Step")
     assert result.ok
-    assert result.checks[1] == {"check": "mcs -target:library", "tool": "mcs 6.12.0",
-                                "status": "passed"}
+    assert result.checks[1] == {"check": "mcs -target:library", "tool": "mcs 6.12.0", "status": "passed"}
     assert args.read_text().split() == ["-target:library", "-out:check.dll", "Main.cs"]
 
 
 def test_check_programs_keeps_input_order() -> None:
     (py_valid, py_fn), (py_invalid, _, _) = CASES["python"]
     (c_valid, c_fn), _ = CASES["c"]
-    items = [(_read(py_valid), "python", py_fn), (_read(py_invalid), "python", py_fn),
-             ("def f(:\n", "python", "f"), (_read(py_valid), "python", "nope"),
-             (_read(c_valid), "c", c_fn)]
+    items = [
+        (_read(py_valid), "python", py_fn),
+        (_read(py_invalid), "python", py_fn),
+        ("def f(:\n", "python", "f"),
+        (_read(py_valid), "python", "nope"),
+        (_read(c_valid), "c", c_fn),
+    ]
     results = check_programs(items, workers=2)
-    assert [r.reason for r in results] == [None, "compile_failed", "syntax_error",
-                                           "function_missing", None]
+    assert [r.reason for r in results] == [None, "compile_failed", "syntax_error", "function_missing", None]
     assert all(r.reason is None or r.reason in REASONS for r in results)
     assert [r.to_meta()["ok"] for r in results] == [True, False, False, False, True]
     with pytest.raises(ValueError, match="workers"):

@@ -35,8 +35,10 @@ SAMPLES = REPO / "data" / "samples" / "functions"
 STDLIB = sysconfig.get_paths()["stdlib"]
 FUNCTION = re.compile(r"^Function (\d+): the (\S+) (?:function|method) `([^`]+)`", re.M)
 SAMPLE_FUNCTIONS = {s.name: s for s in harvest_paths([SAMPLES])}
-WORDS = ("parses validates merges sorts counts filters groups encodes decodes splits joins rotates scales clamps "
-         "rounds hashes caches the records rows tokens prices readings nodes edges vectors words items").split()
+WORDS = (
+    "parses validates merges sorts counts filters groups encodes decodes splits joins rotates scales clamps "
+    "rounds hashes caches the records rows tokens prices readings nodes edges vectors words items"
+).split()
 
 
 def test_the_sample_covers_all_ten_languages_with_documented_functions_that_compile():
@@ -66,8 +68,8 @@ def test_paths_and_stdlib_go_round_robin_paths_first_and_max_lines_holds(tmp_pat
     assert [s.language for s in snippets[:4]] == ["go", "python"] * 2  # round-robin over the languages
     python = [s for s in snippets if s.language == "python"]
     from_sample = [s for s in python if s.path.startswith(str(SAMPLES))]
-    assert from_sample == python[:len(from_sample)] and len(from_sample) >= 4  # the sample first
-    assert all(s.path.startswith(STDLIB) for s in python[len(from_sample):])
+    assert from_sample == python[: len(from_sample)] and len(from_sample) >= 4  # the sample first
+    assert all(s.path.startswith(STDLIB) for s in python[len(from_sample) :])
     assert len(python) > len(from_sample)  # then the standard library
     assert all(s.code.count("\n") + 1 <= 8 for s in snippets)
     assert source.harvest.rejected["python"]["too_long"] > 0
@@ -108,10 +110,34 @@ def test_end_to_end_on_the_sample_with_compact_prompts_and_per_step_manifests(en
     caplog.set_level("INFO")
     languages = "python,javascript,ruby,php"
     with LoopbackServer(spying) as srv:
-        args = ["reverse-instruct", "--teacher", "openai", "--base-url", srv.base_url, "--model", "scripted-teacher",
-                "--paths", str(SAMPLES), "--stdlib", "--max-lines", "12", "--languages", languages, "--limit", "12",
-                "--snippets-per-request", "1", "--requests-per-step", "4", "--compact-prompts", "--no-progress",
-                "--cache-dir", str(tmp_path / "cache"), "--output", str(out)]
+        args = [
+            "reverse-instruct",
+            "--teacher",
+            "openai",
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "scripted-teacher",
+            "--paths",
+            str(SAMPLES),
+            "--stdlib",
+            "--max-lines",
+            "12",
+            "--languages",
+            languages,
+            "--limit",
+            "12",
+            "--snippets-per-request",
+            "1",
+            "--requests-per-step",
+            "4",
+            "--compact-prompts",
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--output",
+            str(out),
+        ]
         assert main(args) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     rejects = [json.loads(line) for line in out.with_suffix(".rejects.jsonl").read_text().splitlines()]
@@ -141,8 +167,15 @@ def sample_replies(request) -> str:
 
 def test_a_teacher_that_starts_replies_stops_at_the_paragraph_and_the_closing_fence(tmp_path):
     teacher = ReplyStartingTeacher(sample_replies)
-    source = make_source(tmp_path, teacher, paths=(str(SAMPLES),), languages=("php", "rust"), limit=2,
-                         snippets_per_request=1, compact_prompts=True)
+    source = make_source(
+        tmp_path,
+        teacher,
+        paths=(str(SAMPLES),),
+        languages=("php", "rust"),
+        limit=2,
+        snippets_per_request=1,
+        compact_prompts=True,
+    )
     records = list(source.records(SourceStats()))
     statements = [r for r in teacher.requests if r.reply_prefix.startswith("1. ")]
     programs = [r for r in teacher.requests if r not in statements]

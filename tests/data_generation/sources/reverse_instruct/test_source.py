@@ -26,11 +26,15 @@ from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Re
 from tests.paths import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "harvest"
-WORDS = ("parses validates merges sorts counts filters groups encodes decodes splits joins rotates scales "
-         "clamps rounds hashes caches buffers retries schedules ranks scores limits pads trims maps folds "
-         "reverses flattens buckets samples").split()
-NOUNS = ("records rows tokens prices readings nodes edges matrices vectors slugs words accounts carts stacks "
-         "queues intervals timestamps bytes pages items").split()
+WORDS = (
+    "parses validates merges sorts counts filters groups encodes decodes splits joins rotates scales "
+    "clamps rounds hashes caches buffers retries schedules ranks scores limits pads trims maps folds "
+    "reverses flattens buckets samples"
+).split()
+NOUNS = (
+    "records rows tokens prices readings nodes edges matrices vectors slugs words accounts carts stacks "
+    "queues intervals timestamps bytes pages items"
+).split()
 FUNCTION = re.compile(r"^Function (\d+): the (\S+) (?:function|method) `([^`]+)`", re.M)
 
 
@@ -86,19 +90,46 @@ def server():
 
 
 def run_args(server: LoopbackServer, out: Path, cache: Path, *extra: str) -> list[str]:
-    return ["reverse-instruct", "--paths", str(FIXTURES), "--teacher", "openai", "--base-url", server.base_url,
-            "--model", "scripted-teacher", "--requests-per-step", "2", "--seed", "3", "--no-progress",
-            "--max-retries", "1", "--timeout", "10", "--cache-dir", str(cache), "--output", str(out), *extra]
+    return [
+        "reverse-instruct",
+        "--paths",
+        str(FIXTURES),
+        "--teacher",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-teacher",
+        "--requests-per-step",
+        "2",
+        "--seed",
+        "3",
+        "--no-progress",
+        "--max-retries",
+        "1",
+        "--timeout",
+        "10",
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-EXPECTED_REJECTS = {"restock": "statement_missing", "clamp": "statement_contains_code",
-                    "Readings": "similar_to_pool", "dot": "program_truncated",
-                    "withdraw": "check_function_missing", "fine": "check_syntax_error",
-                    "top_sellers": "check_import_failed"}
+EXPECTED_REJECTS = {
+    "restock": "statement_missing",
+    "clamp": "statement_contains_code",
+    "Readings": "similar_to_pool",
+    "dot": "program_truncated",
+    "withdraw": "check_function_missing",
+    "fine": "check_syntax_error",
+    "top_sellers": "check_import_failed",
+}
 
 
 def test_records_rejects_and_manifest_account_for_every_function(server, env_key, tmp_path):
@@ -111,7 +142,8 @@ def test_records_rejects_and_manifest_account_for_every_function(server, env_key
     by_name = {r["function"]["name"]: r["reason"] for r in reject_rows}
     assert {k: by_name.get(k) for k in EXPECTED_REJECTS} == EXPECTED_REJECTS
     assert set(by_name) - set(EXPECTED_REJECTS) <= {"constructor", "__init__"} | {
-        n for n, reason in by_name.items() if reason == "check_compile_failed"}
+        n for n, reason in by_name.items() if reason == "check_compile_failed"
+    }
     tools = available_toolchains()
     for row in rows:
         name, language = row["meta"]["function"]["name"], row["language"]
@@ -149,10 +181,11 @@ def test_rerun_is_free_and_a_crash_mid_step_is_redone_identically(server, env_ke
     # a crash after step 1's records reached the journal but before its rejects and marker did
     lines = (tmp_path / "ref.rejects.jsonl").read_text().splitlines(keepends=True)
     end0 = next(i for i, line in enumerate(lines) if json.loads(line).get("step_done") == 0)
-    step1 = [line for line in lines[end0 + 1:] if json.loads(line).get("step") == 1]
-    (tmp_path / "out.rejects.jsonl").write_text("".join(lines[:end0 + 1]) + (step1[0][:25] if step1 else ""))
-    out.write_text("".join(line for line in ref.read_text().splitlines(keepends=True)
-                           if json.loads(line)["meta"]["step"] <= 1))
+    step1 = [line for line in lines[end0 + 1 :] if json.loads(line).get("step") == 1]
+    (tmp_path / "out.rejects.jsonl").write_text("".join(lines[: end0 + 1]) + (step1[0][:25] if step1 else ""))
+    out.write_text(
+        "".join(line for line in ref.read_text().splitlines(keepends=True) if json.loads(line)["meta"]["step"] <= 1)
+    )
     assert main(run_args(server, out, tmp_path / "cache")) == 0
     assert out.read_bytes() == ref.read_bytes()
     assert (tmp_path / "out.rejects.jsonl").read_bytes() == (tmp_path / "ref.rejects.jsonl").read_bytes()

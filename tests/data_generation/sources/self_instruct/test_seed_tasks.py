@@ -28,12 +28,35 @@ from tests.paths import REPO
 
 SEEDS = REPO / "data" / "seed_tasks.jsonl"
 FIELDS = ("id", "name", "instruction", "instances", "is_classification", "language", "category")
-LANGUAGES = {"python", "javascript", "typescript", "java", "c", "cpp", "go", "rust", "sql", "bash", "ruby",
-             "php", "csharp", "regex", "git"}
+LANGUAGES = {
+    "python",
+    "javascript",
+    "typescript",
+    "java",
+    "c",
+    "cpp",
+    "go",
+    "rust",
+    "sql",
+    "bash",
+    "ruby",
+    "php",
+    "csharp",
+    "regex",
+    "git",
+}
 # Categories whose outputs are code in the task's language (debugging: the fix with a "Bug:" comment);
 # explanation, complexity and review (a label) answers are prose.
-CODE_CATEGORIES = {"generation", "editing", "optimisation", "debugging", "test_writing", "translation", "query",
-                   "one_liner"}
+CODE_CATEGORIES = {
+    "generation",
+    "editing",
+    "optimisation",
+    "debugging",
+    "test_writing",
+    "translation",
+    "query",
+    "one_liner",
+}
 CATEGORIES = CODE_CATEGORIES | {"explanation", "complexity", "review"}
 # Benchmark classics: seeds teach the teacher what to write, and these would steer it toward HumanEval/MBPP.
 CLASSICS = ("prime", "fizzbuzz", "fibonacci", "palindrome", "anagram", "factorial", "leap year")
@@ -55,11 +78,16 @@ def _ids(tasks: list[dict]) -> list[str]:
 
 
 def _code_outputs(*languages: str) -> list[tuple[str, str]]:
-    return [(t["name"], inst["output"]) for t in TASKS if t["language"] in languages
-            and t["category"] in CODE_CATEGORIES for inst in t["instances"]]
+    return [
+        (t["name"], inst["output"])
+        for t in TASKS
+        if t["language"] in languages and t["category"] in CODE_CATEGORIES
+        for inst in t["instances"]
+    ]
 
 
 # ---------------------------------------------------------------- schema and coverage
+
 
 def test_schema_ids_and_names():
     assert [t["id"] for t in TASKS] == [f"seed_task_{i}" for i in range(len(TASKS))]
@@ -79,8 +107,9 @@ def test_schema_ids_and_names():
             # Answers are plain code or text, as the dataset stores them: no markdown fences.
             assert "```" not in inst["output"] + inst["input"], t["name"]
             # The self-instruct prompt separates examples with "###" and numbered "N. Output:" headers.
-            assert not re.search(r"^#{3}|^\d+\. (Instruction|Input|Output):", inst["input"] + "\n" + inst["output"],
-                                 re.M), t["name"]
+            assert not re.search(
+                r"^#{3}|^\d+\. (Instruction|Input|Output):", inst["input"] + "\n" + inst["output"], re.M
+            ), t["name"]
             assert "test" not in inst or t["language"] == "python", f"{t['name']}: tests are Python only"
         if t["is_classification"]:  # the output is a label from a small set, as in Alpaca's seeds
             assert all(len(inst["output"].split()) <= 4 for inst in t["instances"]), t["name"]
@@ -117,6 +146,7 @@ def test_debugging_answers_state_the_cause_in_one_comment_line():
 
 # ---------------------------------------------------------------- instructions are mutually dissimilar
 
+
 def _tokens(text: str) -> list[str]:
     # rouge_score's tokenizer without stemming: lower-case, every non-[a-z0-9] run separates tokens.
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
@@ -150,6 +180,7 @@ def test_no_two_instructions_are_near_duplicates():
 
 
 # ---------------------------------------------------------------- answers compile and run
+
 
 @pytest.mark.parametrize("task", PYTHON_CODE, ids=_ids(PYTHON_CODE))
 def test_python_answers_compile(task):
@@ -224,6 +255,7 @@ def test_regex_answers_compile():
 
 
 # ---------------------------------------------------------------- no HumanEval / MBPP contamination
+
 
 def test_no_seed_overlaps_humaneval_or_mbpp(mbpp_full):
     """The merge step's check, with its defaults, over every instance (instruction, input, output)."""

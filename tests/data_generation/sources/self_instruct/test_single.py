@@ -33,10 +33,14 @@ from tests.fake_teacher import ReplyStartingTeacher
 from tests.paths import REPO
 
 SEEDS = REPO / "data" / "seed_tasks.jsonl"
-OPS = ("reverses sorts deduplicates counts splits validates compresses rotates merges flattens filters sums groups "
-       "encodes parses pads trims ranks hashes caches scales clamps rounds buckets samples").split()
-THINGS = ("integers strings scores matrices lines urls dates trees stacks queues objects tags nodes bytes prices "
-          "readings tokens records intervals timestamps pages items words vectors").split()
+OPS = (
+    "reverses sorts deduplicates counts splits validates compresses rotates merges flattens filters sums groups "
+    "encodes parses pads trims ranks hashes caches scales clamps rounds buckets samples"
+).split()
+THINGS = (
+    "integers strings scores matrices lines urls dates trees stacks queues objects tags nodes bytes prices "
+    "readings tokens records intervals timestamps pages items words vectors"
+).split()
 WANTS = re.compile(r'starts with "([^"]+)"')
 
 
@@ -67,8 +71,11 @@ def answer_reply(req: RecordedRequest) -> Reply:
         return Reply.text(f"```{fence}\ndef broken(:\n    return (\n```")  # answer_syntax_error
     if roll < 0.18:
         return Reply.text(f"Sure:\n```{fence}\ndef f(x):\n    return [", finish_reason="length")  # answer_truncated
-    code = ("def solve(items):\n    return sorted(items)" if fence == "python"
-            else "function solve(items) {\n  return [...items].sort();\n}")
+    code = (
+        "def solve(items):\n    return sorted(items)"
+        if fence == "python"
+        else "function solve(items) {\n  return [...items].sort();\n}"
+    )
     return Reply.text(f"Here is the code:\n\n```{fence}\n{code}\n```\n\nIt sorts the items.")
 
 
@@ -78,10 +85,37 @@ def scripted(req: RecordedRequest) -> Reply:
 
 
 def run_args(server: LoopbackServer, out: Path, cache: Path, *extra: str) -> list[str]:
-    return ["self-instruct", "--teacher", "openai", "--base-url", server.base_url, "--model", "scripted-teacher",
-            "--mode", "single", "--languages", "python,javascript", "--num-instructions", "24",
-            "--requests-per-step", "8", "--machine-ratio", "0.5", "--seed", "3", "--no-progress",
-            "--max-retries", "2", "--timeout", "10", "--cache-dir", str(cache), "--output", str(out), *extra]
+    return [
+        "self-instruct",
+        "--teacher",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-teacher",
+        "--mode",
+        "single",
+        "--languages",
+        "python,javascript",
+        "--num-instructions",
+        "24",
+        "--requests-per-step",
+        "8",
+        "--machine-ratio",
+        "0.5",
+        "--seed",
+        "3",
+        "--no-progress",
+        "--max-retries",
+        "2",
+        "--timeout",
+        "10",
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -100,6 +134,7 @@ def manifest_of(out: Path) -> dict:
 
 # ------------------------------------------------------------------ pure parts
 
+
 def test_single_prompt_names_language_prefix_and_examples():
     seeds = si.load_seed_tasks(SEEDS)
     rng = random.Random(4)
@@ -117,14 +152,25 @@ def test_single_prompt_names_language_prefix_and_examples():
     assert "one ```" in si.build_answer_system(task)
 
 
-@pytest.mark.parametrize("reply,finish,expected", [
-    ("Write a Python function that sums a list.\nMore.", "stop", ("Write a Python function that sums a list.", None)),
-    ("Task: Write a Go function that pads a string.", "stop", ("Write a Go function that pads a string.", None)),
-    ('**New task:** "Write a C function that counts bits."', "stop", ("Write a C function that counts bits.", None)),
-    ("1. Exercise: Create a Rust function that adds.", "stop", ("Create a Rust function that adds.", None)),
-    ("Write a Python function that takes a very", "length", (None, "truncated")),
-    ("  \n **Task:** ", "stop", (None, "missing_instruction")),
-])
+@pytest.mark.parametrize(
+    "reply,finish,expected",
+    [
+        (
+            "Write a Python function that sums a list.\nMore.",
+            "stop",
+            ("Write a Python function that sums a list.", None),
+        ),
+        ("Task: Write a Go function that pads a string.", "stop", ("Write a Go function that pads a string.", None)),
+        (
+            '**New task:** "Write a C function that counts bits."',
+            "stop",
+            ("Write a C function that counts bits.", None),
+        ),
+        ("1. Exercise: Create a Rust function that adds.", "stop", ("Create a Rust function that adds.", None)),
+        ("Write a Python function that takes a very", "length", (None, "truncated")),
+        ("  \n **Task:** ", "stop", (None, "missing_instruction")),
+    ],
+)
 def test_single_instruction_parsing(reply, finish, expected):
     assert si.parse_single_instruction(reply, finish) == expected
 
@@ -136,8 +182,15 @@ def test_a_teacher_that_starts_replies_gets_prefixes_and_stops_at_the_closing_fe
         return "def double(xs):\n    return [2 * x for x in xs]\n```\nThat doubles them."
 
     teacher = ReplyStartingTeacher(texts)
-    cfg = SelfInstructConfig(seed_tasks=str(SEEDS), mode="single", languages=("python",), num_instructions=1,
-                             requests_per_step=1, instruction_max_tokens=48, max_tokens=96)
+    cfg = SelfInstructConfig(
+        seed_tasks=str(SEEDS),
+        mode="single",
+        languages=("python",),
+        num_instructions=1,
+        requests_per_step=1,
+        instruction_max_tokens=48,
+        max_tokens=96,
+    )
     source = SelfInstructSource(cfg, teacher)
     [record] = list(source.records(SourceStats()))
     task_request, answer_request = teacher.requests
@@ -151,6 +204,7 @@ def test_a_teacher_that_starts_replies_gets_prefixes_and_stops_at_the_closing_fe
 
 
 # ------------------------------------------------------------------ end to end (HTTP teacher)
+
 
 def test_single_mode_keeps_exactly_n_valid_novel_tasks_with_provenance(server, env_key, tmp_path, caplog):
     out = tmp_path / "si.jsonl"
@@ -169,16 +223,30 @@ def test_single_mode_keeps_exactly_n_valid_novel_tasks_with_provenance(server, e
         kept.append(r["instruction"])
         meta = r["meta"]
         assert meta["mode"] == "single" and meta["teacher_model"] == "scripted-teacher"
-        assert {"step", "request", "finish_reason", "instruction_finish_reason", "prompt_examples",
-                "most_similar_instructions", "avg_similarity_score", "step_kept"} <= set(meta)
+        assert {
+            "step",
+            "request",
+            "finish_reason",
+            "instruction_finish_reason",
+            "prompt_examples",
+            "most_similar_instructions",
+            "avg_similarity_score",
+            "step_kept",
+        } <= set(meta)
         assert len(meta["prompt_examples"]) == 3 and len(meta["most_similar_instructions"]) == 10
     assert any(o.startswith("machine:") for r in rows for o in r["meta"]["prompt_examples"])
     manifest = manifest_of(out)
     assert manifest["status"] == "completed" and manifest["stop_reason"] is None
     assert manifest["config"]["mode"] == "single" and manifest["total_records"] == 24
     rejected = manifest["counts"]["rejected"]
-    assert {"too_short", "blacklisted_word", "parse_truncated", "similar_to_pool", "answer_syntax_error",
-            "answer_truncated"} <= set(rejected)
+    assert {
+        "too_short",
+        "blacklisted_word",
+        "parse_truncated",
+        "similar_to_pool",
+        "answer_syntax_error",
+        "answer_truncated",
+    } <= set(rejected)
     # one INFO line per step with kept and rejects by reason
     steps = [m for m in caplog.messages if m.startswith("self-instruct step ")]
     assert len(steps) == manifest["steps"] and "kept" in steps[0] and "rejected" in steps[0]
@@ -233,8 +301,10 @@ def test_max_idle_steps_stops_with_the_reason_in_the_manifest(env_key, tmp_path)
     assert out.read_bytes() == b""
 
 
-@pytest.mark.parametrize("signum,code,reason", [(signal.SIGTERM, 143, "terminated: SIGTERM"),
-                                                 (signal.SIGINT, 130, "interrupted: SIGINT (Ctrl-C)")])
+@pytest.mark.parametrize(
+    "signum,code,reason",
+    [(signal.SIGTERM, 143, "terminated: SIGTERM"), (signal.SIGINT, 130, "interrupted: SIGINT (Ctrl-C)")],
+)
 def test_sigterm_and_ctrl_c_record_where_the_run_stopped_then_it_resumes(env_key, tmp_path, signum, code, reason):
     def slow(req: RecordedRequest) -> Reply:
         reply = scripted(req)

@@ -31,12 +31,44 @@ from tests.paths import REPO
 
 VERBS = ["Implement", "Create", "Write", "Build", "Design", "Code", "Develop", "Produce"]
 LANGS = ["Python", "Go", "Rust", "Java", "C++", "Ruby", "PHP", "TypeScript", "C#", "Bash"]
-THINGS = ["linked list", "binary heap", "trie", "ring buffer", "LRU cache", "interval tree", "bloom filter",
-          "matrix", "CSV parser", "rate limiter", "URL router", "JSON encoder", "tokenizer", "priority queue",
-          "sparse vector", "date formatter", "event emitter", "union find", "skip list", "bit set"]
-OPS = ["merges two", "validates a", "serialises a", "reverses the order of a", "deduplicates a", "counts items in a",
-       "finds the median of a", "splits a", "compresses a", "pretty-prints a", "checks invariants of a",
-       "rotates a", "benchmarks a", "clones a deep"]
+THINGS = [
+    "linked list",
+    "binary heap",
+    "trie",
+    "ring buffer",
+    "LRU cache",
+    "interval tree",
+    "bloom filter",
+    "matrix",
+    "CSV parser",
+    "rate limiter",
+    "URL router",
+    "JSON encoder",
+    "tokenizer",
+    "priority queue",
+    "sparse vector",
+    "date formatter",
+    "event emitter",
+    "union find",
+    "skip list",
+    "bit set",
+]
+OPS = [
+    "merges two",
+    "validates a",
+    "serialises a",
+    "reverses the order of a",
+    "deduplicates a",
+    "counts items in a",
+    "finds the median of a",
+    "splits a",
+    "compresses a",
+    "pretty-prints a",
+    "checks invariants of a",
+    "rotates a",
+    "benchmarks a",
+    "clones a deep",
+]
 
 
 def scripted_task(rng: random.Random) -> tuple[str, str, str]:
@@ -72,10 +104,35 @@ def scripted_reply(req: RecordedRequest) -> Reply:
 
 
 def run_args(server: LoopbackServer, out: Path, cache: Path, *extra: str) -> list[str]:
-    return ["self-instruct", "--teacher", "openai", "--base-url", server.base_url, "--model", "scripted-teacher",
-            "--num-instructions", "40", "--num-tasks", "8", "--requests-per-step", "3", "--machine-ratio", "0.34",
-            "--seed", "7", "--no-progress", "--max-retries", "2", "--timeout", "10",
-            "--cache-dir", str(cache), "--output", str(out), *extra]
+    return [
+        "self-instruct",
+        "--teacher",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-teacher",
+        "--num-instructions",
+        "40",
+        "--num-tasks",
+        "8",
+        "--requests-per-step",
+        "3",
+        "--machine-ratio",
+        "0.34",
+        "--seed",
+        "7",
+        "--no-progress",
+        "--max-retries",
+        "2",
+        "--timeout",
+        "10",
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -90,6 +147,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 # ------------------------------------------------------------------ pure parts
 
+
 def test_prompt_has_examples_and_continues_at_the_next_number():
     seeds = si.load_seed_tasks(REPO / "data" / "seed_tasks.jsonl")
     examples = si.sample_examples(seeds, [], 3, 0.0, random.Random(1))
@@ -99,7 +157,7 @@ def test_prompt_has_examples_and_continues_at_the_next_number():
     for i, ex in enumerate(examples, start=1):
         assert f"{i}. Instruction: {ex.instruction}\n{i}. Input:\n{ex.input or '<noinput>'}\n{i}. Output:\n" in prompt
     # the prompt's own examples parse back with the reply parser (same format both ways)
-    shown, _ = parse_numbered_tasks(prompt[prompt.index("###"):])
+    shown, _ = parse_numbered_tasks(prompt[prompt.index("###") :])
     assert [t.instruction for t in shown] == [ex.instruction for ex in examples]
 
 
@@ -112,27 +170,34 @@ def test_sampling_mixes_machine_tasks_by_ratio_and_is_seeded():
     assert len({ex.origin for ex in si.sample_examples(seeds, machine[:0], 3, 1.0, random.Random(5))}) == 3
 
 
-@pytest.mark.parametrize("reply,prefix_expected", [
-    (" Merge two sorted lists in Go.\n4. Input:\n<noinput>\n4. Output:\nfunc merge() {}\n", True),
-    ("4. Instruction: Merge two sorted lists in Go.\n4. Input:\n<noinput>\n4. Output:\nfunc merge() {}\n", False),
-    ("**4. Instruction:** Merge two sorted lists in Go.\n4. Output:\nfunc merge() {}", False),
-])
+@pytest.mark.parametrize(
+    "reply,prefix_expected",
+    [
+        (" Merge two sorted lists in Go.\n4. Input:\n<noinput>\n4. Output:\nfunc merge() {}\n", True),
+        ("4. Instruction: Merge two sorted lists in Go.\n4. Input:\n<noinput>\n4. Output:\nfunc merge() {}\n", False),
+        ("**4. Instruction:** Merge two sorted lists in Go.\n4. Output:\nfunc merge() {}", False),
+    ],
+)
 def test_reply_parses_with_or_without_the_repeated_marker(reply, prefix_expected):
     tasks, rejects = si.parse_reply(reply, 4, "stop")
     assert [(t.index, t.instruction, t.input, t.output) for t in tasks] == [
-        (4, "Merge two sorted lists in Go.", "", "func merge() {}")]
+        (4, "Merge two sorted lists in Go.", "", "func merge() {}")
+    ]
     assert rejects == []
 
 
 def test_bad_seed_file_names_file_and_line(tmp_path):
     path = tmp_path / "seeds.jsonl"
-    path.write_text('{"instruction": "Do a thing well", "instances": [{"input": "", "output": "ok"}]}\n'
-                    '{"instruction": "Missing instances"}\n')
+    path.write_text(
+        '{"instruction": "Do a thing well", "instances": [{"input": "", "output": "ok"}]}\n'
+        '{"instruction": "Missing instances"}\n'
+    )
     with pytest.raises(DataError, match=r"seeds\.jsonl:2: .*instances"):
         si.load_seed_tasks(path)
 
 
 # ------------------------------------------------------------------ end to end
+
 
 def test_run_keeps_exactly_n_novel_valid_tasks_with_provenance(server, env_key, tmp_path):
     out = tmp_path / "si.jsonl"
@@ -188,6 +253,7 @@ def test_torn_tail_and_incomplete_step_are_redone_identically(server, env_key, t
 
 def test_kill_9_then_rerun_loses_and_duplicates_nothing(env_key, tmp_path):
     """A real SIGKILL mid-run (slow teacher), then a resume: same file as an uninterrupted run."""
+
     def slow(req: RecordedRequest) -> Reply:
         reply = scripted_reply(req)
         return Reply(texts=reply.texts, finish_reason=reply.finish_reason, delay=0.15)
@@ -237,18 +303,38 @@ def test_teacher_failure_stops_with_progress_kept_and_resumes(server, env_key, t
 
 def test_foreign_output_file_is_refused(server, env_key, tmp_path):
     out = tmp_path / "other.jsonl"
-    out.write_text(json.dumps({"instruction": "Some other task here", "input": "", "output": "x",
-                               "source": "codealpaca"}) + "\n")
+    out.write_text(
+        json.dumps({"instruction": "Some other task here", "input": "", "output": "x", "source": "codealpaca"}) + "\n"
+    )
     assert main(run_args(server, out, tmp_path / "cache")) == 2
 
 
 def test_the_script_runs_against_an_openai_compatible_server(server, tmp_path):
     out = tmp_path / "script.jsonl"
-    env = dict(os.environ, TEACHER="openai", BASE_URL=server.base_url, MODEL="scripted-teacher", NUM="6",
-               OUTPUT=str(out), OPENAI_API_KEY="sk-test-not-a-secret")
-    done = subprocess.run(["bash", str(REPO / "scripts" / "self_instruct.sh"), "--num-tasks", "8", "--no-progress",
-                           "--cache-dir", str(tmp_path / "cache")], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = dict(
+        os.environ,
+        TEACHER="openai",
+        BASE_URL=server.base_url,
+        MODEL="scripted-teacher",
+        NUM="6",
+        OUTPUT=str(out),
+        OPENAI_API_KEY="sk-test-not-a-secret",
+    )
+    done = subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts" / "self_instruct.sh"),
+            "--num-tasks",
+            "8",
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert len(read_jsonl(out)) == 6
     assert json.loads(Path(f"{out}.manifest.json").read_text())["config"]["teacher"]["model"] == "scripted-teacher"
