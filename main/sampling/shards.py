@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from data_generation.common.benchmarks.problems import Problem
+from data_generation.common.io import write_text_atomic
 
 log = logging.getLogger("main.generate")  # the CLI's logger: these messages are part of its run
 
@@ -88,12 +89,5 @@ def merge_shards(output: Path, problems: Sequence[Problem], n: int) -> int:
             f"{', ...' if len(missing) > 10 else ''}); re-run the same command to generate them"
         )
     rows = sorted(found.values(), key=lambda r: (wanted[r["task_id"]], r["sample"]))
-    write_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return len(rows)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a hidden sibling and rename it over `path`: readers never see a half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
