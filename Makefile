@@ -16,6 +16,8 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m main.pipeline --config scripts/configs/demo.yaml $(ARGS)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 venv: $(STAMP)

@@ -3,8 +3,9 @@
 Source commands share one shape: `python -m data_generation SOURCE [source options] --output FILE`
 writes the records (by extension: .jsonl with provenance, .json Alpaca, .parquet) and a
 `FILE.manifest.json` beside it with the source's config and its read/emitted/rejected counts.
-Exit codes: 0 ok, 2 bad input (the message names file and line), 1 anything else; an LLM-driven
-(resumable) source stopped by Ctrl-C exits 130, by SIGTERM 143, after recording where it stopped.
+Exit codes (`data_generation.common.command`): 0 ok, 2 bad input (the message names file and line),
+1 a teacher that kept failing; stopped by Ctrl-C 130, by SIGTERM 143 (an LLM-driven, resumable source
+first records where it stopped).
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from data_generation.common.command import Terminated, run_command, setup_logging
 from data_generation.common.io import DataError, atomic_path, write_records
 from data_generation.common.journal import Journal
 from data_generation.common.provenance import package_versions
 from data_generation.dataset import merge, rouge_dedup
 from data_generation.sources import SOURCES, Source, SourceStats
+from data_generation.sources.base import ResumableSource
 from data_generation.teacher.base import TeacherError
 
 log = logging.getLogger("data_generation")
@@ -32,25 +33,17 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "merge": (merge.add_arguments, merge.run),
     "near-dedup": (rouge_dedup.add_arguments, rouge_dedup.run),
 }
-
-
-class Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives, so a run records where it stopped (like Ctrl-C's
-    KeyboardInterrupt, and not an Exception: nothing on the way may swallow it)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+RESUME = "finished steps are kept; re-run the same command to resume"
 
 
 def run_source(source: Source, output: Path) -> SourceStats:
     """Stream a source into `output` and write its manifest beside it.
 
-    Most sources are quick and rewrite their output atomically. A `resumable` source (LLM-driven,
+    Most sources are quick and rewrite their output atomically. A `ResumableSource` (LLM-driven,
     hours long) appends to a journal instead and, on a re-run, continues after what it holds.
     """
     stats = SourceStats()
-    if getattr(source, "resumable", False):
+    if isinstance(source, ResumableSource):
         _append_resumable(source, output, stats)
         return stats
     from tqdm.auto import tqdm
@@ -89,7 +82,7 @@ def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _append_resumable(source, output: Path, stats: SourceStats) -> None:
+def _append_resumable(source: ResumableSource, output: Path, stats: SourceStats) -> None:
     """Resume from the journal at `output` and append each finished batch.
 
     The manifest is rewritten (atomically) at the start and after every step, with status
@@ -111,28 +104,32 @@ def _append_resumable(source, output: Path, stats: SourceStats) -> None:
             last.update(_manifest(source, output, stats, extra, status=status, stop_reason=stop_reason))
             _write_manifest(output, last)
 
-        def finish(status: str, reason: str) -> None:
-            _write_manifest(output, {**last, "status": status, "stop_reason": reason, "total_records": journal.count})
-
         source.on_step = snapshot
         snapshot()
         try:
             for batch in source.batches(stats):
                 journal.append(batch)
-        except KeyboardInterrupt:
-            finish("stopped", "interrupted: SIGINT (Ctrl-C)")
-            raise
-        except Terminated:
-            finish("stopped", "terminated: SIGTERM")
-            raise
         except BaseException as exc:
-            finish("failed", f"{type(exc).__name__}: {exc}")
+            status, reason = _ending(exc)
+            _write_manifest(output, {**last, "status": status, "stop_reason": reason, "total_records": journal.count})
+            if isinstance(exc, TeacherError):
+                raise TeacherError(
+                    f"teacher failed: {exc} (finished work is kept; re-run the same command to resume)"
+                ) from None
             raise
         finally:
             source.on_step = None
             source.close()
-        reason = getattr(source, "stop_reason", None)
-        snapshot("stopped" if reason else "completed", reason)
+        snapshot("stopped" if source.stop_reason else "completed", source.stop_reason)
+
+
+def _ending(exc: BaseException) -> tuple[str, str]:
+    """The manifest's (status, stop_reason) for a run that `exc` ended."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped", "interrupted: SIGINT (Ctrl-C)"
+    if isinstance(exc, Terminated):
+        return "stopped", "terminated: SIGTERM"
+    return "failed", f"{type(exc).__name__}: {exc}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,38 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    setup_logging(verbose=args.verbose)
+    if args.command in SOURCES:
+        return run_command(
+            lambda: _source_command(args), bad_input=(DataError,), failures=(TeacherError,), stopped=RESUME
+        )
+    return run_command(
+        lambda: COMMANDS[args.command][1](args), bad_input=(DataError,), stopped="re-run the same command"
     )
-    previous = None
-    if args.command in SOURCES and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        if args.command in SOURCES:
-            stats = run_source(SOURCES[args.command].from_args(args), args.output)
-            log.info(
-                "%s: read %d, wrote %d to %s, rejected %s",
-                args.command,
-                stats.read,
-                stats.emitted,
-                args.output,
-                dict(stats.rejected) or "none",
-            )
-            return 0
-        return COMMANDS[args.command][1](args)
-    except DataError as err:
-        log.error("%s", err)
-        return 2
-    except TeacherError as err:
-        log.error("teacher failed: %s (finished work is kept; re-run the same command to resume)", err)
-        return 1
-    except (KeyboardInterrupt, Terminated) as exc:
-        signame = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        log.error("stopped by %s (finished steps are kept; re-run the same command to resume)", signame)
-        return 143 if isinstance(exc, Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+
+
+def _source_command(args: argparse.Namespace) -> int:
+    stats = run_source(SOURCES[args.command].from_args(args), args.output)
+    log.info(
+        "%s: read %d, wrote %d to %s, rejected %s",
+        args.command,
+        stats.read,
+        stats.emitted,
+        args.output,
+        dict(stats.rejected) or "none",
+    )
+    return 0
 
 
 if __name__ == "__main__":

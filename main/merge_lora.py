@@ -17,21 +17,22 @@ import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import torch
 
+from data_generation.common.command import run_command, setup_logging
+from data_generation.common.defaults import PRECISIONS
 from data_generation.common.models import (
     TRAINING_INFO_FILE,
     read_training_info,
     resolve_model_spec,
+    torch_dtype,
 )
 from data_generation.common.provenance import folder_sha256
 from main.training.modeling import check_adapter
 
 log = logging.getLogger(__name__)
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str = "fp32") -> Path:
@@ -44,7 +45,7 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
     base_path = resolve_model_spec(str(base))
     model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    merged = merged.to(DTYPES[dtype])
+    merged = merged.to(torch_dtype(dtype, torch.device("cpu")))
     tokenizer_source = adapter if (adapter / "tokenizer_config.json").is_file() else base_path
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
     output = Path(output)
@@ -81,16 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="base model (folder, hub id or 'embedded'); default: the adapter's base_model_name_or_path",
     )
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--dtype", choices=[p for p in PRECISIONS if p != "auto"], default="fp32")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging()
+
+    def body() -> int:
         merge_lora(args.adapter, args.output, args.base, args.dtype)
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(args.output)
-    return 0
+        print(args.output)
+        return 0
+
+    return run_command(body, bad_input=(OSError, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":

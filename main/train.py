@@ -17,7 +17,6 @@ import argparse
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,11 @@ from typing import Any
 
 import torch
 
+from data_generation.common.command import run_command, setup_logging
 from data_generation.common.io import DataError
 from data_generation.common.models import resolve_model_spec
 from data_generation.common.prompts import PromptFormat, get_format
-from main.training import data
+from main.training import data, packing
 from main.training.checkpoint import (
     find_resume,
     prune_checkpoints,
@@ -71,9 +71,7 @@ def setup(argv: list[str] | None = None) -> tuple[TrainConfig, Runtime]:
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
     runtime = init_runtime(config)
-    level = logging.INFO if runtime.main else logging.WARNING
-    logging.basicConfig(level=level, format=f"%(asctime)s [rank {runtime.rank}] %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "no CPU kernels package" notice on every import
+    setup_logging(rank=runtime.rank, world=runtime.world)
     seed_everything(config.seed)  # same on every rank: identical LoRA init and data plan
     return config, runtime
 
@@ -91,22 +89,17 @@ def seed_everything(seed: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()  # num_threads changes a process-wide setting: restore it for callers
+
+    def body() -> int:
+        run(*setup(argv))
+        return 0
+
     try:
-        config, runtime = setup(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        run(config, runtime)
-    except (ConfigError, DataError) as exc:  # bad input: a message to act on, not a traceback
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return run_command(body, bad_input=(ConfigError, DataError))  # a message to act on, not a traceback
     finally:
         torch.set_num_threads(threads)
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    return 0
 
 
 def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
@@ -184,7 +177,7 @@ def load_data(config: TrainConfig, tokenizer: Any, prompt_format: PromptFormat) 
 
 def plan_for(config: TrainConfig, examples: list, epoch: int, *, train: bool = True) -> list[list[int]]:
     size = {"batch_tokens": config.batch_tokens} if config.batch_tokens else {"batch_size": config.micro_batch_size}
-    return data.batches(
+    return packing.batches(
         examples,
         **size,
         packing=config.packing,
@@ -197,9 +190,9 @@ def plan_for(config: TrainConfig, examples: list, epoch: int, *, train: bool = T
 
 def collate(config: TrainConfig, examples: list, dataset: Data, dtype: torch.dtype, device: torch.device) -> dict:
     if config.packing:
-        batch = data.collate_packed(examples, dataset.pad_id, config.max_length, mask_dtype=dtype)
+        batch = packing.collate_packed(examples, dataset.pad_id, config.max_length, mask_dtype=dtype)
     else:
-        batch = data.collate_padded(examples, dataset.pad_id)
+        batch = packing.collate_padded(examples, dataset.pad_id)
     return {key: value.to(device) for key, value in batch.items()}
 
 
@@ -230,7 +223,7 @@ def step_batches(
         examples = [dataset.train[i] for i in (indices if indices is not None else share[0] or plan[0])]
         batch = collate(config, examples, dataset, dtype, runtime.device)
         if indices is None:
-            batch["labels"].fill_(data.IGNORE_INDEX)
+            batch["labels"].fill_(packing.IGNORE_INDEX)
         else:
             real_tokens += sum(len(ex.input_ids) for ex in examples)
         batches.append(batch)
@@ -240,7 +233,7 @@ def step_batches(
 def micro_loss(engine: Engine, batch: dict, denominator: float, world: int) -> tuple[torch.Tensor, torch.Tensor]:
     with engine.autocast():
         logits = engine.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    total, _ = data.target_loss_sum(logits, batch["labels"])
+    total, _ = packing.target_loss_sum(logits, batch["labels"])
     return total * (world / denominator), total.detach()
 
 
@@ -277,7 +270,7 @@ def fit(
                 )
         started = time.perf_counter()
         batches, real_tokens = step_batches(config, runtime, dataset, plan, offset * per_step, accum, dtype)
-        local_targets = sum(int((b["labels"][:, 1:] != data.IGNORE_INDEX).sum()) for b in batches)
+        local_targets = sum(int((b["labels"][:, 1:] != packing.IGNORE_INDEX).sum()) for b in batches)
         local_cells = sum(b["labels"].numel() for b in batches)
         (targets,) = all_sum(runtime, [local_targets])
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -328,7 +321,7 @@ def evaluate(config: TrainConfig, runtime: Runtime, engine: Engine, dataset: Dat
         batch = collate(config, examples, dataset, dtype, runtime.device)
         with engine.autocast():
             logits = engine.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        loss, n = data.target_loss_sum(logits, batch["labels"])
+        loss, n = packing.target_loss_sum(logits, batch["labels"])
         if indices is not None:
             total, count = total + float(loss), count + n
     engine.model.train()

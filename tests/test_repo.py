@@ -50,6 +50,14 @@ def test_the_venv_is_built_from_the_repos_own_files():
     assert re.search(r"^test: \$\(STAMP\)$", makefile, re.M) and re.search(r"^demo: \$\(STAMP\)$", makefile, re.M)
 
 
+def test_make_test_lints_and_checks_formatting_first():
+    """`make test` (CI's command) fails on a lint error or an unformatted file, with ruff pinned in requirements."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\ntest: $(STAMP)\n", 1)[1].split("\n\n", 1)[0]
+    assert "ruff check ." in recipe and "ruff format --check ." in recipe and "pytest" in recipe
+    assert any(line.startswith("ruff==") for line in (REPO / "requirements.txt").read_text().splitlines())
+
+
 def test_top_level_layout():
     """Only the guide's top level is committed (caches and venvs are git-ignored)."""
     allowed = {
@@ -74,3 +82,35 @@ def test_top_level_layout():
         check=True,
     ).stdout.split()
     assert tracked and {path.split("/")[0] for path in tracked} <= allowed
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth (lazy imports inside functions count too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def test_data_generation_never_imports_main():
+    """Dependencies run one way: main stands on data_generation (its shared floor, data_generation/common),
+    never the reverse, so the dataset tools install and run without the training stack's code."""
+    offenders = {
+        str(path.relative_to(REPO)): sorted(m for m in _imports(path) if m == "main" or m.startswith("main."))
+        for path in (REPO / "data_generation").rglob("*.py")
+    }
+    assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_main_root_holds_only_commands():
+    """main/'s root is the commands (`python -m main.NAME`); what they stand on lives in its sub-packages."""
+    for path in (REPO / "main").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "def main(" in text and 'if __name__ == "__main__":' in text, f"{path.name} is not a command"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -176,6 +177,47 @@ def read_records(
             yield where, record_from_row(row, default_source=default_source)
         except RowError as err:
             yield where, err
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
+
+
+def iter_input_rows(
+    spec: str | os.PathLike, *, split: str | None = "train", revision: str | None = None, config: str | None = None
+) -> Iterator[tuple[str | int, Any]]:
+    """Rows from a local file / `save_to_disk` folder, or from the Hugging Face hub (dataset `config`,
+    one `split`, or every split when `split` is None, each row labelled with its split).
+
+    A local folder that is not a `save_to_disk` folder (e.g. a clone of a hub dataset repo) goes
+    through `datasets.load_dataset` exactly as a hub id does, so the hub code path is testable offline.
+    """
+    path = Path(spec)
+    if path.exists() and (path.is_file() or is_hf_disk_dir(path)):
+        yield from iter_rows(path, split=None if path.is_file() else split)
+        return
+    if not path.exists() and not HUB_ID.match(str(spec)):
+        raise DataError(str(spec), None, "no such file, and not a Hugging Face hub id (owner/name)")
+    yield from _iter_hub_rows(str(spec), split=split, revision=revision, config=config)
+
+
+def _iter_hub_rows(
+    spec: str, *, split: str | None, revision: str | None, config: str | None
+) -> Iterator[tuple[str, Any]]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(spec, config, split=split, revision=revision, streaming=True)
+    except Exception as exc:  # hub/network/schema errors come in many types
+        raise DataError(
+            spec,
+            None,
+            f"could not load from the Hugging Face hub or folder: {exc}. "
+            "Offline? Download the dataset files and pass a local path.",
+        ) from None
+    parts = loaded.items() if split is None else [("", loaded)]
+    for name, part in parts:
+        for n, row in enumerate(part, start=1):
+            yield f"{name} row {n}".lstrip(), row
 
 
 # ---------------------------------------------------------------- writing

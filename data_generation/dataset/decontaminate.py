@@ -1,31 +1,35 @@
-"""Decontamination against HumanEval and MBPP: word n-gram overlap plus normalised substring.
+"""Decontamination against the registered benchmarks: word n-gram overlap plus normalised substring.
 
-- n-grams: statement n-grams (MBPP `text`, the HumanEval docstring) count on any overlap; solution
-  n-grams (reference code, docstrings removed) count only when a record covers a set fraction of
-  the problem's code n-grams (code idioms are shared by many problems). Windows are matched by
-  64-bit hash in numpy.
-- substring: a benchmark's problem statement (MBPP `text`, the HumanEval docstring's description)
-  found inside a record, after lower-casing and folding punctuation/whitespace, at word boundaries.
-  Statements shorter than `substring_min_words` are skipped: short phrases are not evidence.
-Each hit names the benchmark task and the matched words, so every removal can be audited.
+- n-grams: statement n-grams (MBPP's task sentence, the HumanEval docstring) count on any overlap;
+  solution n-grams (reference code, docstrings removed) count only when a record covers a set
+  fraction of the problem's code n-grams (code idioms are shared by many problems). Windows are
+  matched by 64-bit hash in numpy.
+- substring: a benchmark's problem statement found inside a record, after lower-casing and folding
+  punctuation/whitespace, at word boundaries. Statements shorter than `substring_min_words` are
+  skipped: short phrases are not evidence.
+The problems are the ones evaluation runs (each benchmark's loader, default split); each benchmark
+says what its statement and solution are. Each hit names the benchmark task and the matched words,
+so every removal can be audited.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
+from typing import Mapping
 
 import ahocorasick
 import numpy as np
 
-from data_generation.common.benchmarks.legacy import load_humaneval, load_mbpp
+from data_generation.common.benchmarks import BENCHMARKS, get_benchmark
+from data_generation.common.benchmarks.base import DataChoice
 from data_generation.dataset.normalise import Vocab, ngram_hashes, phrase, words
 
-BENCHMARKS = ("humaneval", "mbpp")
+# Not every registered benchmark: HumanEval+ repeats HumanEval's statements, and a statement n-gram
+# two problems share is dropped as generic phrasing, so checking both would blind the statement rule.
+DEFAULT_DECONTAMINATE = ("humaneval", "mbpp")
 # A few shared windows of a short solution are an idiom (a bubble sort inside MBPP/101), not a copy.
 MIN_SHARED_CODE_NGRAMS = 6
-_DOCSTRING = re.compile(r'("""|\'\'\')(.*?)\1', re.S)
 
 
 @dataclass(frozen=True)
@@ -45,30 +49,34 @@ class Contamination:
     evidence: str
 
 
-def humaneval_statement(prompt: str) -> str:
-    """The target function's docstring description, up to its examples."""
-    blocks = _DOCSTRING.findall(prompt)
-    if not blocks:
-        return ""
-    lines = []
-    for line in blocks[-1][1].strip().splitlines():
-        low = line.strip().lower()
-        if low.startswith(">>>") or low.startswith("example") or low.startswith("for example"):
-            break
-        lines.append(line.strip())
-    return " ".join(lines).strip()
-
-
-def load_benchmark_docs(benchmarks: tuple[str, ...], mbpp_source: str | os.PathLike) -> list[BenchmarkDoc]:
+def load_benchmark_docs(
+    benchmarks: tuple[str, ...], sources: Mapping[str, str | os.PathLike | None] | None = None
+) -> list[BenchmarkDoc]:
+    """The problems of `benchmarks` as decontamination sees them; `sources` gives a benchmark's data
+    path (a file, a folder or a hub id) where it is not the benchmark's default. Benchmarks are read in
+    registry order whatever the order asked for, so the index (and its tie-breaks) is always the same."""
+    for name in benchmarks:
+        get_benchmark(name)  # an unknown name says which exist
     docs: list[BenchmarkDoc] = []
-    if "humaneval" in benchmarks:
-        for p in load_humaneval():
-            code = _DOCSTRING.sub("", p["prompt"]) + p["canonical_solution"]
-            docs.append(BenchmarkDoc("humaneval", p["task_id"], code, humaneval_statement(p["prompt"])))
-    if "mbpp" in benchmarks:
-        for p in load_mbpp(mbpp_source, subset="test"):
-            docs.append(BenchmarkDoc("mbpp", f"MBPP/{p['task_id']}", p["code"], p["text"]))
+    for bench in BENCHMARKS.values():
+        if bench.name not in benchmarks:
+            continue
+        source = (sources or {}).get(bench.name)
+        for p in bench.load(DataChoice(source=None if source is None else str(source))):
+            docs.append(BenchmarkDoc(bench.name, bench.task_name(p), bench.solution(p), bench.statement(p)))
     return docs
+
+
+def benchmark_versions(
+    benchmarks: tuple[str, ...], sources: Mapping[str, str | os.PathLike | None] | None = None
+) -> dict[str, str]:
+    """The versions of the benchmark files checked against (for a manifest), in registry order."""
+    versions: dict[str, str] = {}
+    for bench in BENCHMARKS.values():
+        if bench.name in benchmarks:
+            source = (sources or {}).get(bench.name)
+            versions.update(bench.versions(DataChoice(source=None if source is None else str(source))))
+    return versions
 
 
 class Decontaminator:

@@ -12,34 +12,28 @@ import argparse
 import json
 import logging
 import random
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from data_generation.common.benchmarks.legacy import MBPP_HUB_ID, benchmark_versions
-from data_generation.common.io import (
-    DataError,
-    read_records,
-    write_alpaca_json,
-    write_hf_dataset,
-    write_jsonl,
-    write_parquet,
-)
-from data_generation.common.provenance import file_sha256, fingerprint, package_versions
+from data_generation.common.benchmarks import BENCHMARKS
+from data_generation.common.benchmarks.mbpp import MBPP_HUB_ID
+from data_generation.common.defaults import DEFAULT_SEED
+from data_generation.common.io import DataError
+from data_generation.common.provenance import fingerprint, package_versions
 from data_generation.common.record import Record
 from data_generation.dataset.decontaminate import (
-    BENCHMARKS,
+    DEFAULT_DECONTAMINATE,
     Decontaminator,
+    benchmark_versions,
     load_benchmark_docs,
 )
+from data_generation.dataset.merge_files import Ledger, publish, read_inputs
 from data_generation.dataset.minhash import find_near_duplicates
-from data_generation.dataset.normalise import Vocab, dedup_key, normalise_whitespace
-from data_generation.dataset.report import write_report
+from data_generation.dataset.normalise import Vocab, dedup_key
 
 log = logging.getLogger(__name__)
 FORMATS = ("json", "jsonl", "parquet", "hf")
@@ -53,78 +47,20 @@ class MergeConfig:
     near_dup_threshold: float = 0.85
     num_perm: int = 128
     shingle: int = 5
-    decontaminate: tuple[str, ...] = BENCHMARKS
+    decontaminate: tuple[str, ...] = DEFAULT_DECONTAMINATE
     ngram: int = 10
     substring_min_words: int = 8
     code_coverage: float = 0.5
     mbpp_path: str = MBPP_HUB_ID
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     validation_size: float = 0.0
     formats: tuple[str, ...] = ("json", "jsonl")
     overwrite: bool = False
 
-
-@dataclass
-class Ledger:
-    """Counts and the drop log; `drop` is the only way a record leaves the pipeline."""
-
-    input_by_source: Counter = field(default_factory=Counter)
-    dropped: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    drops: list[dict] = field(default_factory=list)
-
-    def drop(self, source: str, reason: str, **details: object) -> None:
-        self.dropped[source][reason] += 1
-        self.drops.append({"reason": reason, "source": source, **details})
-
-
-def _read_inputs(cfg: MergeConfig, ledger: Ledger) -> tuple[list[Record], list[dict]]:
-    """Records of every input, normalised. An input without any row (a 0-byte file, a source that
-    kept nothing) is reported and listed with 0 rows; the merge goes on with the others."""
-    records, inputs = [], []
-    for path in cfg.inputs:
-        default_source, n = Path(path).stem, 0
-        for where, item in read_records(path, default_source=default_source, allow_empty=True):
-            n += 1
-            if not isinstance(item, Record):
-                ledger.input_by_source[default_source] += 1
-                ledger.drop(
-                    default_source, f"invalid_row:{item.reason}", input=path, where=str(where), detail=str(item)
-                )
-                continue
-            ledger.input_by_source[item.source] += 1
-            rec = item.replace(
-                instruction=normalise_whitespace(item.instruction),
-                input=normalise_whitespace(item.input),
-                output=normalise_whitespace(item.output),
-            )
-            if not rec.instruction or not rec.output:
-                ledger.drop(rec.source, "empty_after_normalise", id=item.id, input=path, where=str(where))
-                continue
-            records.append(rec)
-        upstream = Path(f"{path}.manifest.json")
-        manifest = json.loads(upstream.read_text()) if upstream.exists() else None
-        if n == 0:
-            source = (manifest or {}).get("source") or default_source
-            ledger.input_by_source[source] += 0  # listed in per_source with 0 rows
-            why = ""
-            if manifest and manifest.get("status"):  # a source run's manifest says how that run ended
-                why = f"; its {source} run {manifest['status']}"
-                why += f": {manifest['stop_reason']}" if manifest.get("stop_reason") else ""
-            log.warning("%s: empty input (0 records%s); the merge goes on without it", path, why)
-        inputs.append(
-            {
-                "path": path,
-                "rows": n,
-                "empty": n == 0,
-                "sha256": file_sha256(path) if Path(path).is_file() else None,
-                "upstream_manifest": manifest,
-            }
-        )
-    if inputs and all(entry["empty"] for entry in inputs):
-        raise DataError(
-            ", ".join(cfg.inputs), None, f"all {len(inputs)} inputs are empty (0 records each): nothing to merge"
-        )
-    return records, inputs
+    @property
+    def benchmark_sources(self) -> dict[str, str]:
+        """Benchmark data the config names (MBPP's file); the other benchmarks use their defaults."""
+        return {"mbpp": self.mbpp_path}
 
 
 def _exact_dedup(records: list[Record], ledger: Ledger) -> list[Record]:
@@ -176,7 +112,7 @@ def _decontaminate(
 ) -> list[int]:
     if not cfg.decontaminate:
         return keep
-    docs = load_benchmark_docs(cfg.decontaminate, cfg.mbpp_path)
+    docs = load_benchmark_docs(cfg.decontaminate, cfg.benchmark_sources)
     checker = Decontaminator(
         docs, vocab, ngram=cfg.ngram, substring_min_words=cfg.substring_min_words, code_coverage=cfg.code_coverage
     )
@@ -210,18 +146,6 @@ def _split(cfg: MergeConfig, records: list[Record]) -> dict[str, list[Record]]:
     if n_val:
         splits["validation"] = records[:n_val]
     return splits
-
-
-def _write_outputs(cfg: MergeConfig, splits: dict[str, list[Record]], folder: Path) -> None:
-    for name, recs in splits.items():
-        if "json" in cfg.formats:
-            write_alpaca_json(recs, folder / f"{name}.json")
-        if "jsonl" in cfg.formats:
-            write_jsonl(recs, folder / f"{name}.jsonl")
-        if "parquet" in cfg.formats:
-            write_parquet(recs, folder / f"{name}.parquet")
-    if "hf" in cfg.formats:
-        write_hf_dataset(splits, folder / "hf")
 
 
 def build_manifest(
@@ -258,9 +182,7 @@ def build_manifest(
         "config": config,
         "config_fingerprint": fingerprint(config),
         "versions": package_versions(),
-        "benchmarks": benchmark_versions(cfg.mbpp_path if "mbpp" in cfg.decontaminate else None)
-        if cfg.decontaminate
-        else {},
+        "benchmarks": benchmark_versions(cfg.decontaminate, cfg.benchmark_sources),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -280,14 +202,14 @@ def merge(cfg: MergeConfig) -> dict:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
     bad = set(cfg.formats) - set(FORMATS) or set(cfg.decontaminate) - set(BENCHMARKS)
     if bad:
-        raise ValueError(f"unknown format/benchmark {sorted(bad)}; formats: {FORMATS}, benchmarks: {BENCHMARKS}")
+        raise ValueError(f"unknown format/benchmark {sorted(bad)}; formats: {FORMATS}, benchmarks: {tuple(BENCHMARKS)}")
     ledger, timings, t0 = Ledger(), {}, time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal t0
         timings[name], t0 = time.perf_counter() - t0, time.perf_counter()
 
-    records, inputs = _read_inputs(cfg, ledger)
+    records, inputs = read_inputs(cfg.inputs, ledger)
     lap("read")
     records = _exact_dedup(records, ledger)
     lap("exact_dedup")
@@ -300,24 +222,8 @@ def merge(cfg: MergeConfig) -> dict:
     lap("decontaminate")
     splits = _split(cfg, [records[i] for i in keep])
     manifest = build_manifest(cfg, ledger, splits, inputs, timings)
-    _publish(cfg, splits, manifest, ledger, out)
+    publish(cfg.formats, splits, manifest, ledger, out)
     return manifest
-
-
-def _publish(cfg: MergeConfig, splits: dict[str, list[Record]], manifest: dict, ledger: Ledger, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _write_outputs(cfg, splits, tmp)
-        with open(tmp / "drops.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in ledger.drops)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_report(manifest, tmp / "report.md")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -331,7 +237,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--decontaminate",
         default=",".join(d.decontaminate),
-        help="comma list of benchmarks to remove overlap with (humaneval,mbpp); empty to skip",
+        help=f"comma list of benchmarks to remove overlap with ({','.join(BENCHMARKS)}); empty to skip",
     )
     p.add_argument("--ngram", type=int, default=d.ngram, help="words per contamination n-gram")
     p.add_argument(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_generation.common.defaults import DEFAULT_SEED
 from data_generation.dataset.normalise import mix64, ngram_hashes
 
 _MAX = np.uint64(np.iinfo(np.uint64).max)
@@ -90,7 +91,7 @@ def find_near_duplicates(
     threshold: float = 0.85,
     num_perm: int = 128,
     shingle: int = 5,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> list[NearDuplicate]:
     """Documents (in order) whose exact shingle Jaccard with an earlier *kept* document is >= threshold."""
     sets = shingle_sets(ids, offsets, shingle)

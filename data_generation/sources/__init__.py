@@ -2,7 +2,7 @@
 
 from data_generation.sources.base import Source, SourceStats
 from data_generation.sources.codealpaca import CodeAlpacaSource
-from data_generation.sources.codecontests import CodeContestsSource
+from data_generation.sources.codecontests.source import CodeContestsSource
 from data_generation.sources.reverse_instruct.source import ReverseInstructSource
 from data_generation.sources.self_instruct.source import SelfInstructSource
 

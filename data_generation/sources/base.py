@@ -1,19 +1,16 @@
-"""The source protocol, its run statistics, and the shared input loader (local file or HF hub)."""
+"""The source protocols (every source; the resumable, LLM-driven ones), run statistics, and the shared
+input loader (local file or HF hub)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Iterator, Protocol
+from typing import Any, Callable, ClassVar, Iterator, Protocol, runtime_checkable
 
-from data_generation.common.io import DataError, is_hf_disk_dir, iter_rows
 from data_generation.common.record import Record
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MAX_REJECT_EXAMPLES = 20
 
 
@@ -70,32 +67,23 @@ class Source(Protocol):
     def records(self, stats: SourceStats) -> Iterator[Record]: ...
 
 
-def iter_input_rows(spec: str, *, split: str = "train", revision: str | None = None) -> Iterator[tuple[str | int, Any]]:
-    """Rows from a local file / `save_to_disk` folder, or from the Hugging Face hub.
+@runtime_checkable
+class ResumableSource(Source, Protocol):
+    """An LLM-driven source, hours long, that appends to a journal step by step instead of rewriting its
+    output, and on a re-run continues after what the journal holds (`data_generation.cli` runs it so).
 
-    A local folder that is not a `save_to_disk` folder (e.g. a clone of a hub dataset repo) goes
-    through `datasets.load_dataset` exactly as a hub id does, so the hub code path is testable offline.
-    """
-    path = Path(spec)
-    if path.exists() and (path.is_file() or is_hf_disk_dir(path)):
-        yield from iter_rows(path, split=None if path.is_file() else split)
-        return
-    if not path.exists() and not HUB_ID.match(spec):
-        raise DataError(spec, None, "no such file, and not a Hugging Face hub id (owner/name)")
-    yield from _iter_hub_rows(spec, split=split, revision=revision)
+    The CLI calls `resume` with the journal's records and cuts the journal back to the count it
+    returns; then it appends each list `batches` yields (one per step) and calls `on_step` once the
+    step is stored (to rewrite the manifest, with `summary()` in it). `stop_reason` says why a run
+    ended early (None: it did not); `close` runs whatever happened."""
 
+    on_step: Callable[[], None] | None
+    stop_reason: str | None
 
-def _iter_hub_rows(spec: str, *, split: str, revision: str | None) -> Iterator[tuple[str, Any]]:
-    import datasets
+    def resume(self, done: list[Record]) -> int: ...
 
-    try:
-        ds = datasets.load_dataset(spec, split=split, revision=revision, streaming=True)
-    except Exception as exc:  # hub/network/schema errors come in many types
-        raise DataError(
-            spec,
-            None,
-            f"could not load from the Hugging Face hub or folder: {exc}. "
-            "Offline? Download the dataset files and pass a local path.",
-        ) from None
-    for n, row in enumerate(ds, start=1):
-        yield f"row {n}", row
+    def batches(self, stats: SourceStats) -> Iterator[list[Record]]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

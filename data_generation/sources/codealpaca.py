@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar, Iterator
 
+from data_generation.common.io import iter_input_rows
 from data_generation.common.language import guess_language
 from data_generation.common.record import Record, RowError, record_from_row
-from data_generation.sources.base import SourceStats, iter_input_rows
+from data_generation.sources.base import SourceStats
 
 HUB_ID = "sahil2801/CodeAlpaca-20k"
 

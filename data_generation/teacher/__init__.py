@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from data_generation.common.paths import REPO_ROOT
+from data_generation.common.models import DEFAULT_MODEL
+from data_generation.common.paths import DATA_DIR
 from data_generation.teacher.base import (
     Choice,
     Completion,
@@ -25,13 +26,12 @@ from data_generation.teacher.base import (
     TeacherError,
 )
 
-REPO = REPO_ROOT
-DEFAULT_CACHE = REPO / "data" / "cache" / "teacher"
-DEFAULT_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_CACHE = DATA_DIR / "cache" / "teacher"
 
 
 def _openai(args: argparse.Namespace) -> Teacher:
-    from data_generation.teacher.openai_client import OpenAIConfig, OpenAITeacher
+    from data_generation.teacher.openai_client import OpenAITeacher
+    from data_generation.teacher.openai_wire import OpenAIConfig
 
     config = OpenAIConfig.from_env(
         base_url=args.base_url,
@@ -53,7 +53,7 @@ def _local(args: argparse.Namespace) -> Teacher:
     from data_generation.teacher.local import LocalTeacher
 
     return LocalTeacher(
-        args.model or DEFAULT_LOCAL_MODEL,
+        args.model or DEFAULT_MODEL,
         cache_dir=None if args.no_cache else args.cache_dir,
         device=args.device,
         batch_size=args.local_batch_size,
@@ -76,7 +76,7 @@ def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         default=None,
-        help=f"model name (openai: $OPENAI_MODEL; local: a folder or hub id, default {DEFAULT_LOCAL_MODEL})",
+        help=f"model name (openai: $OPENAI_MODEL; local: a folder or hub id, default {DEFAULT_MODEL})",
     )
     g.add_argument(
         "--base-url", default=None, help="endpoint, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)"

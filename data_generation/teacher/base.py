@@ -16,10 +16,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
+from data_generation.common.sampling import SamplingSettings
+
 
 @dataclass(frozen=True)
 class Decoding:
-    """Sampling settings; all of them are part of the cache key."""
+    """Sampling settings of a request, as the OpenAI wire names them; all of them are part of the
+    cache key. `data_generation.common.sampling.SamplingSettings` uses the same names; `settings`
+    and `from_settings` convert (temperature 0 on the wire is `greedy` there)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
@@ -29,6 +33,35 @@ class Decoding:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+
+    def settings(self) -> SamplingSettings:
+        """These settings for the per-row sampler (raises ValueError for values it cannot sample,
+        e.g. top_p > 1). Greedy ignores temperature and top-p: they are set to neutral values."""
+        greedy = self.temperature <= 0
+        return SamplingSettings(
+            temperature=1.0 if greedy else self.temperature,
+            top_p=1.0 if greedy else self.top_p,
+            max_tokens=self.max_tokens,
+            greedy=greedy,
+            stop=self.stop,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: SamplingSettings, *, seed: int | None = None, n: int = 1) -> Decoding:
+        """`settings` as a wire request with `seed` and `n`: greedy is temperature 0 (and top-p 1).
+        The wire has no top-k and no fence stop; callers that rely on them say so."""
+        return cls(
+            temperature=0.0 if settings.greedy else settings.temperature,
+            top_p=1.0 if settings.greedy else settings.top_p,
+            max_tokens=settings.max_tokens,
+            n=n,
+            stop=settings.stop,
+            seed=seed,
+            presence_penalty=settings.presence_penalty,
+            frequency_penalty=settings.frequency_penalty,
+        )
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,17 @@ It answers the same `Request`s as the HTTP teacher, so every LLM-driven source w
 (default model: SmolLM2-135M-Instruct, see `data_generation.common.models`). Chat requests go through the
 tokenizer's chat template; completions requests use the raw prompt.
 
-Determinism: every choice is sampled with its own `torch.Generator`, seeded from the request's
-`seed` (or, when that is None, from its cache key) and the choice's index, so the same request gives
-the same text whatever else shares its batch. Batching (left padding) pays on CPU: on the 2-core
-box SmolLM2 generates 3-4x more tokens/s with 8 rows per `generate` than with 1.
+Determinism: every choice is sampled by `data_generation.common.sampling.RowSampler` with its own
+`torch.Generator`, seeded from the request's `seed` (or, when that is None, from its cache key) and
+the choice's index, so the same request gives the same text whatever else shares its batch.
+Batching (left padding) pays on CPU: on the 2-core box SmolLM2 generates 3-4x more tokens/s with 8
+rows per `generate` than with 1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
@@ -24,12 +24,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessor,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from data_generation.common.models import (
     DEFAULT_CACHE_DIR,
@@ -39,6 +34,7 @@ from data_generation.common.models import (
     torch_device,
     torch_dtype,
 )
+from data_generation.common.sampling import RowSampler, SamplingSettings, derive_seed
 from data_generation.teacher.base import Choice, Completion, Request, TeacherError
 from data_generation.teacher.cache import ResponseCache
 
@@ -55,78 +51,20 @@ class CompletionCache(Protocol):
 
 @dataclass
 class _Job:
-    """One request to generate: its encoded prompt and the seed each of its choices starts from."""
+    """One request to generate: its encoded prompt, its sampler settings and the seed each of its
+    choices starts from."""
 
     index: int
     request: Request
     key: str
     prompt_ids: list[int]
     seed: int
+    settings: SamplingSettings
 
     @property
     def rows(self) -> int:
         """Rows in the batch: greedy choices are all the same, so they are generated once."""
-        return 1 if self.request.decoding.temperature <= 0 else self.request.decoding.n
-
-
-class _RowSampler(LogitsProcessor):
-    """Applies each row's own penalties, temperature and top-p, and samples with each row's own
-    generator; returns logits where only the sampled token is finite, so `generate` runs greedy
-    and picks it. One shared RNG (HF's `do_sample`) would tie each answer to its batch mates."""
-
-    def __init__(self, jobs: Sequence[_Job], prompt_len: int, device: torch.device, forbidden: int | None) -> None:
-        self.prompt_len = prompt_len
-        self.forbidden = forbidden
-        self.rows: list[tuple[Any, torch.Generator | None]] = []
-        for job in jobs:
-            for choice in range(job.rows):
-                gen = None
-                if job.request.decoding.temperature > 0:
-                    gen = torch.Generator(device=device).manual_seed(_derive_seed(job.seed, choice))
-                self.rows.append((job.request.decoding, gen))
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        out = scores.float().clone()
-        if self.forbidden is not None:
-            out[:, self.forbidden] = float("-inf")  # padding marks finished rows: never generate it
-        generated = input_ids[:, self.prompt_len :]
-        for row, (decoding, gen) in enumerate(self.rows):
-            logits = out[row]
-            if (decoding.presence_penalty or decoding.frequency_penalty) and generated.shape[1]:
-                counts = torch.bincount(generated[row], minlength=logits.shape[0])[: logits.shape[0]]
-                # OpenAI's definition: subtract per occurrence, and once for having appeared at all.
-                logits -= decoding.frequency_penalty * counts + decoding.presence_penalty * (counts > 0)
-            if gen is not None:
-                token = _sample(logits, decoding.temperature, decoding.top_p, gen)
-                logits.fill_(float("-inf"))
-                logits[token] = 0.0
-        return out
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        probs = _nucleus(probs, top_p)
-    return int(torch.multinomial(probs, 1, generator=gen).item())
-
-
-def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Zero all but the smallest most-likely prefix whose mass reaches `top_p` (at least one token).
-
-    A full sort of a 49k vocabulary costs ~4 ms a row a step; the nucleus almost always lies in
-    the top few hundred, so look there first and widen only when the prefix is not yet complete."""
-    k = min(256, probs.numel())
-    while True:
-        top, order = torch.topk(probs, k)  # sorted, most likely first
-        keep = (torch.cumsum(top, dim=-1) - top) < top_p
-        if not keep[-1] or k == probs.numel():
-            return torch.zeros_like(probs).scatter_(0, order[keep], top[keep])
-        k = min(4 * k, probs.numel())
-
-
-def _derive_seed(seed: int, choice: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{choice}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1  # manual_seed wants a non-negative 63-bit int
+        return 1 if self.settings.greedy else self.request.decoding.n
 
 
 class LocalTeacher:
@@ -138,7 +76,8 @@ class LocalTeacher:
     `models.model_label`). Responses are cached in `cache_dir` (a
     `ResponseCache`) or any `cache` object; neither means no cache. `batch_size`: the most rows
     (prompts x sampled choices) generated together. `device`: None/"auto" (CUDA when available),
-    "cpu", "cuda", ...; `dtype`: "auto" (bfloat16 on CUDA, float32 on CPU), "float32", ...
+    "cpu", "cuda", ...; `dtype`: a precision of `defaults.PRECISIONS`: "auto" (bfloat16 on CUDA,
+    float32 on CPU), "fp32", "bf16" or "fp16".
     `threads` sets torch's CPU threads (process-wide).
     """
 
@@ -270,6 +209,10 @@ class LocalTeacher:
         decoding = request.decoding
         if decoding.n < 1 or decoding.max_tokens < 1:
             raise TeacherError(f"n and max_tokens must be >= 1 (got n={decoding.n}, max_tokens={decoding.max_tokens})")
+        try:
+            settings = decoding.settings()
+        except ValueError as exc:
+            raise TeacherError(f"bad decoding settings: {exc}") from exc
         if request.messages is not None:
             if not self.tokenizer.chat_template:
                 raise TeacherError(
@@ -286,7 +229,7 @@ class LocalTeacher:
                 f"prompt of {len(ids)} tokens does not fit the model's context of {self.max_context} tokens"
             )
         seed = decoding.seed if decoding.seed is not None else int(key[:15], 16)
-        return _Job(index, request, key, list(ids), seed)
+        return _Job(index, request, key, list(ids), seed, settings)
 
     def _batches(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Group jobs that can share one `generate` call (same max_tokens and stop strings), sorted
@@ -328,7 +271,7 @@ class LocalTeacher:
             **encoded,
             generation_config=config,
             tokenizer=self.tokenizer,
-            logits_processor=[_RowSampler(batch, prompt_len, self.device, forbidden)],
+            logits_processor=[self._sampler(batch, prompt_len, forbidden)],
         )
         rows = iter(output[:, prompt_len:].tolist())
         completions = []
@@ -349,6 +292,21 @@ class LocalTeacher:
         computed = sum(c.completion_tokens * job.rows // job.request.decoding.n for job, c in zip(batch, completions))
         self._record(batch, completions, computed, time.perf_counter() - started)
         return completions
+
+    def _sampler(self, batch: list[_Job], prompt_len: int, forbidden: int | None) -> RowSampler:
+        """Each row sampled with its request's settings (penalties, temperature, top-p) and its own
+        generator, seeded from its job's seed and its choice's index, so an answer does not depend
+        on its batch mates. Drawn over the whole vocabulary, as this teacher always drew: see
+        `sampling.sample_row`."""
+        rows = [(job, choice) for job in batch for choice in range(job.rows)]
+        return RowSampler(
+            [derive_seed(job.seed, choice) for job, choice in rows],
+            [job.settings for job, _ in rows],
+            self.device,
+            forbidden,
+            prompt_len=prompt_len,
+            whole_vocab=True,
+        )
 
     def _choice(self, tokens: list[int], stop: tuple[str, ...], max_new: int) -> tuple[Choice, int]:
         """Text, finish reason and completion-token count of one generated row.

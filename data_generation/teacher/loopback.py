@@ -2,7 +2,7 @@
 
 It speaks enough of the real protocol for the `openai` SDK — `POST /v1/chat/completions`,
 `POST /v1/completions`, `GET /v1/models` — over a raw asyncio HTTP/1.1 implementation with
-keep-alive (in `loopback_http.py`, with `Reply` and `RecordedRequest`, which are re-exported here).
+keep-alive (in `loopback_http.py`, with `Reply` and `RecordedRequest`, which scripts import from there).
 Raw asyncio rather than a web framework because the throughput benchmark needs the server to cost
 almost nothing per request (the client is what is being measured).
 
@@ -37,8 +37,6 @@ from data_generation.teacher.loopback_http import (
     ReplySource,
     serve,
 )
-
-__all__ = ["LoopbackServer", "RecordedRequest", "Reply", "ReplySource", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,8 +11,7 @@ The SDK's own retries are off; ours are bounded, back off exponentially with ful
 at once on other 4xx (an auth error also stops every queued request: no retry storm).
 
 This module is the engine (loop thread, concurrency, retries, accounting); the wire-level pieces
-(`OpenAIConfig`, request bodies, reply parsing) are in `openai_wire.py`. `OpenAIConfig` is
-re-exported here, so `from data_generation.teacher.openai_client import OpenAIConfig` keeps working.
+(`OpenAIConfig`, request bodies, reply parsing) are in `openai_wire.py`.
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ from data_generation.teacher.openai_wire import (
     redact,
     transport_reason,
 )
-
-__all__ = ["OpenAIConfig", "OpenAITeacher"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

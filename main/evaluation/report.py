@@ -9,16 +9,13 @@ by the run (`--run-name`, else the training run's name, else the model) and the 
 one label. Under the table, each run's details: decoding, outcomes, empty completions by cause, the
 training lineage. The plot draws the unbiased pass@k for every k from 1 to n, from the per-task counts.
 
-    python -m main.evaluation.report RUN_DIR [RUN_DIR ...] --output-dir DIR
+The command is `python -m main.report` (main/report.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +25,7 @@ from main.evaluation.passk import DEFAULT_KS, pass_at_k
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / "metrics.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no metrics.json (run main.eval_humaneval / main.eval_mbpp first)")
+        raise FileNotFoundError(f"{path}: no metrics.json (run main.evaluate first)")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -180,22 +177,3 @@ def write_report(
     report = out / "report.md"
     report.write_text(render_markdown(runs, ks, plot_name="passk.png"), encoding="utf-8")
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m main.evaluation.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="+", help="evaluation output folders (each with metrics.json)")
-    parser.add_argument("--output-dir", required=True, help="where report.md and passk.png go")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        path = write_report(args.run_dirs, args.output_dir)
-    except (FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

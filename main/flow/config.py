@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from data_generation.common.benchmarks import BENCHMARKS
 from main.training.config import ConfigError, TrainConfig, coerce_value, nearest
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -39,7 +40,6 @@ SOURCE_COMMANDS = {
 }
 LLM_SOURCES = ("self_instruct", "reverse_instruct")
 TEACHERS = ("local", "openai")
-BENCHMARKS = ("humaneval", "mbpp")
 RUNS = ("base", "tuned")
 # main.train keys the pipeline sets itself: the data comes from the merge, the model from `model`.
 PIPELINE_OWNED = ("train_data", "val_data", "output_dir", "model", "resume", "save_final", "run_name")
@@ -70,7 +70,7 @@ class MergeConfig:
 
 @dataclass
 class EvaluateConfig:
-    benchmarks: list[str] = field(default_factory=lambda: list(BENCHMARKS))
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
     runs: list[str] = field(default_factory=lambda: list(RUNS))  # base and/or tuned
     prompt_styles: list[str] = field(default_factory=list)  # e.g. [humaneval-completion]; default: from the model
     limit: int = 0  # first N tasks of each benchmark; 0 = the full benchmark
@@ -267,10 +267,11 @@ def validate(config: PipelineConfig, where: Origins) -> None:
     ev = config.evaluate
     bad = [b for b in ev.benchmarks if b not in BENCHMARKS]
     if bad or not ev.benchmarks:
+        names = tuple(BENCHMARKS)
         raise _fail(
             where,
             "evaluate.benchmarks",
-            f"{bad or 'empty'}; choose from {', '.join(BENCHMARKS)}{nearest(bad[0], BENCHMARKS) if bad else ''}",
+            f"{bad or 'empty'}; choose from {', '.join(names)}{nearest(bad[0], names) if bad else ''}",
         )
     bad_runs = [r for r in ev.runs if r not in RUNS]
     if bad_runs or not ev.runs:

@@ -23,8 +23,8 @@ from data_generation.common.io import atomic_path
 from data_generation.common.provenance import file_sha256, fingerprint, package_versions
 from main.evaluation.report import benchmark_tables, details, load_run, plot
 from main.flow.config import SOURCE_COMMANDS
+from main.flow.plan import Plan, eval_folder, short_name
 from main.flow.stages import describe
-from main.pipeline import Plan, eval_folder, short_name
 from main.training.config import make_config
 
 SOURCE_LABELS = {

@@ -10,19 +10,16 @@ tokenizer with a chat template, else the raw completion prompt; `--prompt-style`
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_generation.common.benchmarks.styles import (
-    PromptStyle,
-    default_style,
-    get_style,
-)
+from data_generation.common.benchmarks import get_benchmark
+from data_generation.common.benchmarks.base import PromptStyle
 from data_generation.common.prompts import has_chat_template
+from main.sampling.config import GenerateConfig
 
 log = logging.getLogger("main.generate")
 
@@ -63,10 +60,10 @@ def training_summary(training: dict[str, Any] | None, weights_sha256: str | None
     return summary
 
 
-def resolve_model(args: argparse.Namespace) -> ModelInfo:
+def resolve_model(config: GenerateConfig) -> ModelInfo:
     """The model to sample under its one name, what it was tuned from, and its training lineage."""
-    if args.backend == "openai":
-        return ModelInfo(args.model, args.model, None, None, None, args.run_name or args.model)
+    if config.backend.kind == "openai":
+        return ModelInfo(config.model, config.model, None, None, None, config.run_name or config.model)
     from data_generation.common.models import (
         TRAINING_INFO_FILE,
         model_label,
@@ -75,22 +72,22 @@ def resolve_model(args: argparse.Namespace) -> ModelInfo:
     )
     from data_generation.common.provenance import folder_sha256
 
-    path = resolve_model_spec(args.model)
-    label = model_label(args.model, path)
-    trained = args.adapter or path
+    path = resolve_model_spec(config.model)
+    label = model_label(config.model, path)
+    trained = config.adapter or path
     training = read_training_info(trained)
     # The weights main.train wrote, hashed as it hashed them: an adapter, or a fine-tuned (or merged) model.
-    weights = folder_sha256(trained, exclude=(TRAINING_INFO_FILE,)) if args.adapter or training else None
-    adapter_sha = weights if args.adapter else None
-    if args.adapter:
+    weights = folder_sha256(trained, exclude=(TRAINING_INFO_FILE,)) if config.adapter or training else None
+    adapter_sha = weights if config.adapter else None
+    if config.adapter:
         base = label  # the weights the adapter is put on
         if training and training.get("base_model") not in (None, label):
-            log.warning("%s was trained on %s; sampling it on %s", args.adapter, training["base_model"], label)
+            log.warning("%s was trained on %s; sampling it on %s", config.adapter, training["base_model"], label)
     else:
         base = tuned_from(path, label, training)
-    if args.adapter and args.run_name is None and training is None:
-        log.warning("%s has no %s: the report cannot chain it to its training data", args.adapter, TRAINING_INFO_FILE)
-    name = args.run_name or (training or {}).get("run_name") or label.split("/")[-1]
+    if config.adapter and config.run_name is None and training is None:
+        log.warning("%s has no %s: the report cannot chain it to its training data", config.adapter, TRAINING_INFO_FILE)
+    name = config.run_name or (training or {}).get("run_name") or label.split("/")[-1]
     return ModelInfo(label, str(path), base, training, adapter_sha, name, weights)
 
 
@@ -108,29 +105,30 @@ def tuned_from(path: Path, label: str, training: dict[str, Any] | None) -> str:
     return label
 
 
-def choose_style(args: argparse.Namespace, tokenizer: Any, training: dict[str, Any] | None) -> tuple[PromptStyle, str]:
+def choose_style(config: GenerateConfig, tokenizer: Any, training: dict[str, Any] | None) -> tuple[PromptStyle, str]:
     """The prompt style and why: `--prompt-style`; else the format the adapter or model was trained in;
     else chat for a tokenizer with a chat template; else the raw completion prompt."""
-    if args.prompt_style:
-        return get_style(args.benchmark, args.prompt_style), "--prompt-style"
+    bench = get_benchmark(config.benchmark)
+    if config.prompt_style:
+        return bench.style(config.prompt_style), "--prompt-style"
     trained = (training or {}).get("prompt_format")
     if trained:
-        return get_style(
-            args.benchmark, default_style(args.benchmark, chat_template=False, trained_format=trained)
-        ), "the format it was trained in"
+        return bench.style(bench.default_style(chat_template=False, trained_format=trained)), (
+            "the format it was trained in"
+        )
     if tokenizer is None:
         return (
-            get_style(args.benchmark, default_style(args.benchmark, chat_template=False)),
+            bench.style(bench.default_style(chat_template=False)),
             "an endpoint's template is not known here: raw completion (--prompt-style chat to chat)",
         )
     chat = has_chat_template(tokenizer)
     reason = "its tokenizer has a chat template" if chat else "no chat template: raw completion"
-    return get_style(args.benchmark, default_style(args.benchmark, chat_template=chat)), reason
+    return bench.style(bench.default_style(chat_template=chat)), reason
 
 
-def load_tokenizer(args: argparse.Namespace, model: ModelInfo) -> Any:
+def load_tokenizer(config: GenerateConfig, model: ModelInfo) -> Any:
     """The model's tokenizer, to render chat prompts; None for an OpenAI endpoint (it templates itself)."""
-    if args.backend == "openai":
+    if config.backend.kind == "openai":
         return None
     from transformers import AutoTokenizer
 

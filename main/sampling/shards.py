@@ -1,8 +1,8 @@
 """The sample shards of `main.generate`: `SAMPLES.jsonl.shards/rankRRR-of-WWW.jsonl`, one per rank.
 
-Each rank appends its samples to its own shard, one fsynced write per batch, so a killed run loses
-at most the batch in flight; a torn last line (a write cut by the kill) is cut when the shard is
-opened again and skipped when it is read. A re-run finds every sample already on disk in any shard,
+Each rank appends its samples to its own shard (a `jsonl_log`), one fsynced write per batch, so a
+killed run loses at most the batch in flight; a torn last line (a write cut by the kill) is cut when
+the shard is opened again and skipped when it is read. A re-run finds every sample already on disk in any shard,
 whatever the earlier world size. `merge_shards` writes SAMPLES.jsonl only when every task has
 exactly samples 0..n-1: a missing sample is an error, never a silently smaller n.
 """
@@ -10,15 +10,12 @@ exactly samples 0..n-1: a missing sample is an error, never a silently smaller n
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from data_generation.common.benchmarks.problems import Problem
-from data_generation.common.io import write_text_atomic
-
-log = logging.getLogger("main.generate")  # the CLI's logger: these messages are part of its run
+from data_generation.common.benchmarks.base import Problem
+from data_generation.common.io import DataError, write_text_atomic
+from data_generation.common.jsonl_log import JsonlLog, read_log
 
 
 class IncompleteSamples(RuntimeError):
@@ -30,37 +27,27 @@ def shard_dir(output: Path) -> Path:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Complete rows of a shard; a torn last line (no newline yet: a write cut by a kill) is left out."""
-    rows = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n")[:-1], start=1):
-        try:
-            rows.append(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise IncompleteSamples(f"{path}:{number}: damaged line inside a shard; move the file away") from None
-    return rows
+    """Complete rows of a shard; a torn last line (a write cut by a kill) is left out."""
+    try:
+        return read_log(path, kind="shard").rows
+    except DataError as exc:
+        raise IncompleteSamples(str(exc)) from None
 
 
 class ShardWriter:
-    """Append-only shard file: each batch is one write + flush + fsync; a torn tail is cut on open."""
+    """A rank's shard, opened for appending (a torn tail is cut first); each batch is one fsynced write."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            data = path.read_bytes()
-            good = data.rfind(b"\n") + 1  # every line before it was written whole
-            if good < len(data):
-                log.warning("%s: cutting %d bytes of a torn last line", path, len(data) - good)
-                with open(path, "r+b") as handle:
-                    handle.truncate(good)
-        self.handle = open(path, "ab")
+        try:
+            self._log: JsonlLog[dict[str, Any]] = JsonlLog.open(path, kind="shard")
+        except DataError as exc:
+            raise IncompleteSamples(str(exc)) from None
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.handle.write(b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in rows))
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
+        self._log.append(rows)
 
     def close(self) -> None:
-        self.handle.close()
+        self._log.close()
 
 
 def finished_samples(output: Path) -> set[tuple[str | int, int]]:

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from data_generation.common.defaults import DEFAULT_SEED, PRECISIONS
+
 MODES = ("full", "lora", "qlora")
-PRECISIONS = ("bf16", "fp16", "fp32")
 SCHEDULES = ("cosine", "linear", "constant")
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed")
 PROMPT_FORMATS = ("auto", "alpaca", "chat")
@@ -67,7 +68,7 @@ class TrainConfig:
     warmup_steps: int = 0  # > 0 overrides warmup_ratio
     precision: str = "bf16"  # bf16 | fp16 | fp32
     gradient_checkpointing: bool = False
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     # --- launch
     strategy: str = "auto"  # auto (single process or DDP under torchrun) | ddp | fsdp | deepspeed
     deepspeed_config: str = ""  # a scripts/configs/ds_*.json; "auto" fields are filled from this config
@@ -162,7 +163,7 @@ def validate(config: TrainConfig) -> None:
     """Checks that do not need the model or the launcher; each message says what to change."""
     choices = {
         "mode": MODES,
-        "precision": PRECISIONS,
+        "precision": tuple(p for p in PRECISIONS if p != "auto"),
         "schedule": SCHEDULES,
         "strategy": STRATEGIES,
         "prompt_format": PROMPT_FORMATS,

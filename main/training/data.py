@@ -7,7 +7,7 @@
 - `tokenize_records`: the prompt from a `data_generation.common.prompts` format (alpaca or chat: the renderer generation
   uses), labels -100 on the prompt, EOS appended to the target, truncation counted.
 
-Batching (packing, padding, the epoch plan) lives in `main.training.packing` and is re-exported here.
+Batching (packing, padding, the epoch plan) lives in `main.training.packing`.
 """
 
 from __future__ import annotations
@@ -19,53 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from data_generation.common.io import DataError
+from data_generation.common.io import DataError, iter_input_rows
 from data_generation.common.prompts import (
     AlpacaFormat,
     PromptFormat,
-    encode_prompt,
     encode_prompts,
 )
 from data_generation.common.record import Record, RowError, record_from_row
-from data_generation.sources.base import iter_input_rows
-from main.training.packing import (
-    IGNORE_INDEX,
-    batches,
-    block_causal_mask,
-    collate_packed,
-    collate_padded,
-    pack,
-    packing_helps,
-    plan_tokens,
-    target_loss_sum,
-    useful_token_fraction,
-)
-
-__all__ = [
-    "IGNORE_INDEX",
-    "DataStats",
-    "TokenizedExample",
-    "load_records",
-    "prompt_key",
-    "split_train_val",
-    "remove_overlap",
-    "prepare_tokenizer",
-    "needs_resize",
-    "tokenize_records",
-    # re-exported from data_generation.common.prompts (the encoder generation uses too)
-    "encode_prompt",
-    "encode_prompts",
-    # re-exported from main.training.packing, so the training loop needs one import
-    "batches",
-    "block_causal_mask",
-    "collate_packed",
-    "collate_padded",
-    "pack",
-    "packing_helps",
-    "plan_tokens",
-    "target_loss_sum",
-    "useful_token_fraction",
-]
+from main.training.packing import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from data_generation.common.models import torch_dtype
 from main.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,12 @@ def lora_target_modules(targets: str | list[str]) -> list[str]:
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype matmuls run in. On CPU, half precision is slower than float32 and fp16 has no
-    kernels for everything, so CPU runs compute in float32 whatever `precision` says."""
+    """The dtype matmuls run in (`precision` as `models.torch_dtype` reads it). On CPU, half precision
+    is slower than float32 and fp16 has no kernels for everything, so CPU runs compute in float32
+    whatever `precision` says."""
     if device.type == "cpu":
         return torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    return torch_dtype(precision, device)
 
 
 def load_tokenizer(path: Path):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_generation.common.benchmarks.problems import humaneval_path, load_humaneval
+from data_generation.common.benchmarks.humaneval import humaneval_path, load_humaneval
 from data_generation.common.sandbox.execution import Limits
 from main.evaluation.harness import EvalConfig, evaluate
 

@@ -39,12 +39,8 @@ from pathlib import Path
 
 from data_generation.common.io import atomic_path
 from data_generation.common.provenance import package_versions
-from data_generation.sources.reverse_instruct.harvest import (
-    HarvestStats,
-    extract,
-    harvest_paths,
-    iter_source_files,
-)
+from data_generation.sources.reverse_instruct.harvest import HarvestStats, harvest_paths, iter_source_files
+from data_generation.sources.reverse_instruct.snippets import extract
 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 

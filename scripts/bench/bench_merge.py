@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_generation.common.benchmarks.legacy import load_mbpp
+from data_generation.common.benchmarks.base import Problem
+from data_generation.common.benchmarks.mbpp import load_mbpp
 from data_generation.dataset.merge import MergeConfig, merge
 from data_generation.dataset.normalise import words
 
@@ -47,14 +48,14 @@ def _perturb(text: str, rng: random.Random) -> str:
     return " ".join(toks)
 
 
-def synthesise(rows: list[dict], mbpp: list[dict], n: int, seed: int = 0) -> list[dict]:
+def synthesise(rows: list[dict], mbpp: list[Problem], n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         r, kind = rows[i % len(rows)], rng.random()
         if kind < 0.005:
             p = rng.choice(mbpp)
-            rec = {"instruction": p["text"], "input": "", "output": p["code"]}
+            rec = {"instruction": p.prompt, "input": "", "output": p.reference}
         elif kind < 0.10:
             rec = {**r, "instruction": "  " + r["instruction"].upper() + "\n"}
         elif kind < 0.25:
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--no-anchor", action="store_true", help="skip the datasketch comparison")
     args = ap.parse_args()
     rows = [r for r in json.loads(Path(args.code_alpaca).read_text()) if r["output"].strip()]
-    data = synthesise(rows, load_mbpp(args.mbpp, subset="test"), args.rows)
+    data = synthesise(rows, load_mbpp(args.mbpp), args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         halves = [Path(tmp, f"part{k}.jsonl") for k in range(2)]
         for k, path in enumerate(halves):

@@ -1,6 +1,7 @@
 """Packing vs Stanford Alpaca's batching: useful-token fraction and training tokens/s, same model, same run.
 
-    python -m scripts.bench.bench_packing [--steps 3] [--warmup 1] [--batch-size 4] [--rows 1] [--max-length 512] [--threads 1]
+    python -m scripts.bench.bench_packing [--steps 3] [--warmup 1] [--batch-size 4] [--rows 1] \\
+        [--max-length 512] [--threads 1]
 
 Data: the real CodeAlpaca 2k sample, tokenized by `main.training.data` (Alpaca prompt masked, EOS appended).
 Model: the embedded SmolLM2-135M-Instruct (float32, sdpa attention) with its tokenizer; one model
@@ -33,18 +34,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from main.training.data import (
-    IGNORE_INDEX,
-    TokenizedExample,
-    batches,
-    collate_packed,
-    collate_padded,
-    load_records,
-    plan_tokens,
-    prepare_tokenizer,
-    target_loss_sum,
-    tokenize_records,
-)
+from main.training.data import TokenizedExample, load_records, prepare_tokenizer, tokenize_records
+from main.training.packing import IGNORE_INDEX, batches, collate_packed, collate_padded, plan_tokens, target_loss_sum
 
 OUT = Path("data/out/bench/packing.json")
 CONFIGS = {  # name: (packing, length_grouped)

@@ -30,11 +30,13 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
-from data_generation.common.benchmarks.problems import Problem, load_humaneval
-from data_generation.common.benchmarks.styles import COMPLETION_STOPS
+from data_generation.common.benchmarks.base import Problem
+from data_generation.common.benchmarks.humaneval import COMPLETION_STOPS, load_humaneval
 from data_generation.common.models import embedded_default_model
-from main.generate import sample_seed
-from main.sampling.backends import Row, SamplingSettings, TransformersBackend
+from data_generation.common.sampling import SamplingSettings
+from main.sampling.backends import Row
+from main.sampling.run import sample_seed
+from main.sampling.transformers_backend import TransformersBackend
 
 OUT = Path("data/out/bench/sampling.json")
 CODECAPYBARA = {"temperature": 0.1, "top_p": 0.75, "top_k": 40}
@@ -68,7 +70,7 @@ def codecapybara(backend: TransformersBackend, problems: list[Problem], n: int, 
 
 
 def ours(backend: TransformersBackend, problems: list[Problem], n: int, max_new: int, batch: int) -> dict[str, Any]:
-    settings = SamplingSettings(max_new_tokens=max_new, stop=COMPLETION_STOPS, **CODECAPYBARA)
+    settings = SamplingSettings(max_tokens=max_new, stop=COMPLETION_STOPS, **CODECAPYBARA)
     rows = [Row(p.prompt, sample_seed(1234, p.task_id, s)) for p in problems for s in range(n)]
     generations = []
     started = time.perf_counter()
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     backend = TransformersBackend(str(embedded_default_model()))
     problems = load_humaneval()[: args.tasks]
-    backend.generate([Row(problems[0].prompt, 0)], SamplingSettings(max_new_tokens=2))  # warm-up
+    backend.generate([Row(problems[0].prompt, 0)], SamplingSettings(max_tokens=2))  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "ours": []}
     for _ in range(args.repeats):
         runs["baseline"].append(codecapybara(backend, problems, args.n, args.max_new_tokens))

@@ -27,7 +27,8 @@ import openai
 
 from data_generation.teacher.base import Decoding, Request
 from data_generation.teacher.loopback import LoopbackServer
-from data_generation.teacher.openai_client import OpenAIConfig, OpenAITeacher
+from data_generation.teacher.openai_client import OpenAITeacher
+from data_generation.teacher.openai_wire import OpenAIConfig
 
 OUT = Path("data/out/bench/teacher.json")
 

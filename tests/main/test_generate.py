@@ -8,17 +8,12 @@ import time
 import pytest
 import torch
 
-from data_generation.common.benchmarks.problems import Problem, load_humaneval
-from data_generation.common.benchmarks.styles import COMPLETION_STOPS
-from main.generate import (
-    IncompleteSamples,
-    finished_samples,
-    main,
-    merge_shards,
-    plan,
-    sample_seed,
-    shard_dir,
-)
+from data_generation.common.benchmarks.base import Problem
+from data_generation.common.benchmarks.humaneval import COMPLETION_STOPS, load_humaneval
+from data_generation.common.defaults import DEFAULT_SEED
+from main.generate import main
+from main.sampling.run import plan, sample_seed
+from main.sampling.shards import IncompleteSamples, finished_samples, merge_shards, shard_dir
 from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
 
@@ -79,7 +74,10 @@ def test_plan_skips_done_samples_and_greedy_needs_one_row_per_task():
 def test_merge_refuses_missing_samples_and_keeps_one_copy_of_each(tmp_path):
     output = tmp_path / "s.jsonl"
     shard_dir(output).mkdir()
-    row = lambda t, s: json.dumps({"task_id": t, "sample": s, "completion": f"{t}{s}"}) + "\n"
+
+    def row(t: str, s: int) -> str:
+        return json.dumps({"task_id": t, "sample": s, "completion": f"{t}{s}"}) + "\n"
+
     first = row("T/0", 0) + row("T/1", 1) + row("T/0", 1) + row("T/0", 2)
     (shard_dir(output) / "rank000-of-002.jsonl").write_text(first)
     (shard_dir(output) / "rank001-of-002.jsonl").write_text(row("T/1", 0) + row("T/0", 1) + '{"task_id": "T/')
@@ -140,7 +138,9 @@ def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tiny, tmp_path):
     assert lines(output) == lines(reference)
     meta = json.loads(output.with_name("samples.jsonl.meta.json").read_text())
     assert meta["complete"] and meta["samples"] == 12 and meta["decoding"]["stop"] == list(COMPLETION_STOPS)
-    assert meta["dataset"]["tasks"] == 3 and meta["decoding"]["seed"] == 1234 and meta["versions"]["torch"]
+    assert (
+        meta["dataset"]["tasks"] == 3 and meta["decoding"]["seed"] == DEFAULT_SEED == 42 and meta["versions"]["torch"]
+    )
     # A resume with other decoding settings is refused rather than mixed into one pass@k.
     assert main(command(tiny, output, "--top-p", "0.5")) == 2
 

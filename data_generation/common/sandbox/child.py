@@ -1,6 +1,6 @@
 """The sandbox's fork server ("zygote"): `python -I -B data_generation/common/sandbox/child.py FD NAMESPACES`.
 
-Never imported by the harness (data_generation.common.sandbox.execution runs it): a script with only stdlib imports, started once
+Never imported by the harness (`sandbox.execution` runs it): a script with only stdlib imports, started once
 per worker slot as the harness's user (root here). It first enters its own network and mount namespaces
 (`_isolate_server`), preloads common stdlib modules, and answers its mode as JSON: "full" (namespaces
 + uid drop), "uid" (root, but the kernel refused namespaces: uid drop only) or "none" (not root); or

@@ -44,10 +44,7 @@ import json
 import logging
 import math
 import os
-import random
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -58,9 +55,17 @@ from dataclasses import dataclass
 from queue import Queue
 from typing import Iterable, Iterator
 
+from data_generation.common.sandbox.processes import (
+    Fds,
+    SandboxError,
+    kill_uid,
+    random_uid_base,
+    read_until_eof,
+    verdict,
+)
+
 log = logging.getLogger(__name__)
 
-_READ_CAP = 1 << 16  # bytes of the result pipe kept (the rest is drained and dropped)
 _CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
 _ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -71,10 +76,6 @@ _ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself could not be set up (never caused by the sample)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Sandbox:
 
     def __init__(self, limits: Limits = Limits(), uid: int | None = None, *, namespaces: bool = True) -> None:
         self.limits = limits
-        self.uid = _random_uid_base() if uid is None else uid
+        self.uid = random_uid_base() if uid is None else uid
         if self.uid == 0:
             raise ValueError("the sandbox uid must not be 0")
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -182,24 +183,24 @@ class Sandbox:
     def run(self, program: str) -> ExecResult:
         data = program.encode("utf-8", "surrogatepass")
         nonce = os.urandom(16).hex().encode()
-        fds = _Fds(nonce, data)
+        fds = Fds(nonce, data)
         workdir = "-" if self.mode == "full" else self._workdir()
         try:
             start = time.monotonic()
             socket.send_fds(self._sock, [json.dumps(self._request(len(data), workdir)).encode()], fds.for_child())
             fds.close_child_ends()
             pid = self._answer(b"P")
-            raw, timed_out = _read_until_eof(fds.result_r, pid, start + self.limits.wall)
+            raw, timed_out = read_until_eof(fds.result_r, pid, start + self.limits.wall)
             exit_code = self._answer(b"S")
             if self.limits.max_processes > 1 and self.mode != "none":
-                _kill_uid(self.uid)
+                kill_uid(self.uid)
             wall = time.monotonic() - start
             output = os.pread(fds.out, self.limits.output_bytes, 0).decode("utf-8", "replace")
         finally:
             fds.close()
             if workdir != "-":
                 shutil.rmtree(workdir, ignore_errors=True)
-        passed, result = _verdict(raw, nonce, exit_code, timed_out)
+        passed, result = verdict(raw, nonce, exit_code, timed_out)
         return ExecResult(passed, result, exit_code, timed_out, wall, output)
 
     def _request(self, size: int, workdir: str) -> dict[str, object]:
@@ -249,120 +250,6 @@ class Sandbox:
         self.close()
 
 
-class _Fds:
-    """The four fds a sample gets (nonce pipe, result pipe, output memfd, program memfd) and the harness's ends."""
-
-    def __init__(self, nonce: bytes, program: bytes) -> None:
-        self.nonce_r, nonce_w = os.pipe()
-        os.write(nonce_w, nonce)
-        os.close(nonce_w)  # the nonce now waits in the pipe, in the kernel
-        self.result_r, self.result_w = os.pipe()
-        self.out = os.memfd_create("sample-output")
-        self.prog = os.memfd_create("sample-program")
-        os.write(self.prog, program)
-
-    def for_child(self) -> list[int]:
-        return [self.nonce_r, self.result_w, self.out, self.prog]
-
-    def close_child_ends(self) -> None:
-        # Only the child may hold the result pipe's write end, so that EOF means "the child is gone".
-        for name in ("nonce_r", "result_w", "prog"):
-            os.close(getattr(self, name))
-            setattr(self, name, -1)
-
-    def close(self) -> None:
-        for name in ("nonce_r", "result_w", "prog", "result_r", "out"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
-
-
-def _read_until_eof(fd: int, pid: int, deadline: float) -> tuple[bytes, bool]:
-    """Read the result pipe until every writer closed it (the child exited) or the deadline passed."""
-    chunks, size = [], 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            _kill_group(pid)
-            return b"".join(chunks), True
-        block = os.read(fd, 1 << 16)
-        if not block:
-            return b"".join(chunks), False
-        if size < _READ_CAP:  # a flood is drained but not kept
-            chunks.append(block[: _READ_CAP - size])
-            size += len(chunks[-1])
-
-
-def _kill_group(pid: int) -> None:
-    # The child leads its own session and group (setsid); the zygote has not reaped it yet (it reports
-    # "S" only after waitpid), so the pid cannot have been reused.
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _kill_uid(uid: int) -> None:
-    """Kill every process still running as the slot's uid (a daemon that left the process group)."""
-    if uid == 0:  # never: the slot uid is always unprivileged; guard against a programming error
-        raise SandboxError("refusing to sweep uid 0")
-    for _ in range(3):
-        found = [pid for pid in pids_of_uid(uid)]
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not found:
-            return
-        time.sleep(0.01)
-
-
-def pids_of_uid(uid: int) -> list[int]:
-    """Processes whose real, effective, saved or fs uid is `uid` (from /proc/PID/status: a process can
-    make /proc/PID itself root-owned with PR_SET_DUMPABLE, but not its status line)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as f:
-                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-        except (OSError, StopIteration):  # gone meanwhile
-            continue
-        if str(uid) in uids:
-            pids.append(int(name))
-    return pids
-
-
-def _verdict(data: bytes, nonce: bytes, exit_code: int, timed_out: bool) -> tuple[bool, str]:
-    if not data.startswith(b"R"):  # the bootstrap never reached the candidate: a harness problem
-        if timed_out:
-            raise SandboxError("the sandbox did not start within the timeout (machine overloaded?)")
-        detail = data[1:].decode("utf-8", "replace") if data.startswith(b"E") else f"exit code {exit_code}"
-        raise SandboxError(f"sandbox setup failed: {detail}")
-    body = data[1:]
-    if body == nonce:
-        return True, "passed"
-    if body.startswith(b"F"):  # an exception (a daemon holding the pipe may still have run into the timeout)
-        return False, "failed: " + body[1:].decode("utf-8", "replace")[:1000]
-    if timed_out:
-        return False, "timed out"
-    if exit_code == -signal.SIGXCPU:
-        return False, "timed out (CPU time limit)"
-    if exit_code < 0:
-        name = signal.Signals(-exit_code).name if -exit_code in signal.Signals._value2member_map_ else str(-exit_code)
-        return False, f"failed: killed by {name}"
-    return False, f"failed: exited before the tests finished (exit code {exit_code})"
-
-
-def _random_uid_base() -> int:
-    # Unused uids far above any /etc/passwd entry; random so concurrent harnesses do not share slots.
-    return random.SystemRandom().randrange(1_000_000_000, 2_000_000_000, 1024)
-
-
 class Executor:
     """A pool of `n_workers` sandbox slots, each with its own unprivileged uid; results in input order."""
 
@@ -370,7 +257,7 @@ class Executor:
         if n_workers < 1:
             raise ValueError("n_workers must be >= 1")
         self.limits = limits
-        base = _random_uid_base()
+        base = random_uid_base()
         self._sandboxes = [Sandbox(limits, base + i, namespaces=namespaces) for i in range(n_workers)]
         self._slots: Queue[Sandbox] = Queue()
         for sandbox in self._sandboxes:

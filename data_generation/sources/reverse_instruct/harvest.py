@@ -1,9 +1,9 @@
-"""Harvest function- and method-level snippets from source trees with tree-sitter (issue 4).
+"""Harvest function- and method-level snippets from source trees.
 
-`extract` turns one file into `Snippet`s (the function with its doc comment or docstring);
-the `*_reason` filters are pure and return a reject reason or None, so the counts that end up in
-the manifest say exactly why each snippet was dropped; `harvest_paths` walks directories and
-fills a `HarvestStats`.
+`snippets.extract` finds the functions of one file; here the `*_reason` filters are pure and return
+a reject reason or None, so the counts that end up in the manifest say exactly why each snippet was
+dropped; `admit` decides one snippet for every input kind (tree, zip, dataset); `harvest_paths`
+walks directories and fills a `HarvestStats`.
 """
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ import hashlib
 import logging
 import os
 import re
-import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tree_sitter as ts
-
-from data_generation.common.treesitter import (
-    EXTENSIONS,
-    LANGUAGES,
-    LangSpec,
-    declarator_name,
-    parser_for,
-)
+from data_generation.common.treesitter import EXTENSIONS, LANGUAGES
+from data_generation.sources.reverse_instruct.snippets import Snippet, extract
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +33,6 @@ _GETTER = re.compile(rf"(?:return\s+)?{_SIMPLE}\s*;?")
 _SETTER = re.compile(rf"{_SIMPLE}\s*=\s*{_SIMPLE}\s*;?")
 _TOKEN = re.compile(r"\w+|[^\s\w]")
 _DOCSTRING = re.compile(r"[rbuRBU]*(['\"])(?:\1\1)?.*\1", re.DOTALL)  # a bare string statement
-
-
-@dataclass
-class Snippet:
-    """One harvested function; `body` holds its top-level statements for the triviality filter."""
-
-    language: str
-    name: str
-    code: str
-    path: str
-    start_line: int  # 1-based, the first line of the leading comment if any
-    end_line: int
-    meta: dict[str, str] = field(default_factory=dict)
-    has_error: bool = False
-    body: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +54,7 @@ class HarvestStats:
     kept: Counter = field(default_factory=Counter)
     rejected: defaultdict = field(default_factory=lambda: defaultdict(Counter))
     skipped_files: Counter = field(default_factory=Counter)
-    # dataset inputs (corpus.iter_dataset_snippets): rows per language, rows skipped per reason
+    # dataset inputs (dataset_functions.iter_dataset_snippets): rows per language, rows skipped per reason
     # before any function was found, and the language values that no grammar covers
     rows: Counter = field(default_factory=Counter)
     skipped_rows: Counter = field(default_factory=Counter)
@@ -95,100 +72,6 @@ class HarvestStats:
             if getattr(self, name):
                 out[name] = dict(getattr(self, name))
         return out
-
-
-# ---- extraction ---------------------------------------------------------------------------
-
-
-def _function_name(node: ts.Node, spec: LangSpec) -> tuple[str, str | None]:
-    """(name, qualifying scope) — C++ `A::f` defined out of class yields ("f", "A")."""
-    name = declarator_name(node) if spec.name_field == "declarator" else node.child_by_field_name("name")
-    if name is None:
-        return "", None
-    if name.type == "qualified_identifier":
-        scope, leaf = name.child_by_field_name("scope"), name.child_by_field_name("name")
-        if scope is not None and leaf is not None:
-            return leaf.text.decode(errors="replace"), scope.text.decode(errors="replace")
-    return name.text.decode(errors="replace"), None
-
-
-def _class_name(node: ts.Node) -> str | None:
-    target = node.child_by_field_name("name") or node.child_by_field_name("type")
-    return target.text.decode(errors="replace") if target is not None else None
-
-
-def _receiver(node: ts.Node) -> str | None:
-    """Go methods name their type in the receiver, e.g. `(s *Stack)` -> "Stack"."""
-    receiver = node.child_by_field_name("receiver")
-    if receiver is None:
-        return None
-    types = re.findall(r"[A-Za-z_]\w*", receiver.text.decode(errors="replace"))
-    return types[-1] if types else None
-
-
-def _start_of_docs(outer: ts.Node, spec: LangSpec, source: bytes) -> ts.Node:
-    """The first node of the comment block that directly precedes the function (no blank line)."""
-    first, prev = outer, outer.prev_named_sibling
-    while prev is not None and ("comment" in prev.type or prev.type in spec.leading):
-        line_start = source.rfind(b"\n", 0, prev.start_byte) + 1
-        own_line = not source[line_start : prev.start_byte].strip()  # not a trailing `x = 1  # c`
-        if not own_line or prev.end_point[0] < first.start_point[0] - 1:
-            break
-        first, prev = prev, prev.prev_named_sibling
-    while first is not outer and "comment" not in first.type:  # attributes without docs stay out
-        first = first.next_named_sibling
-    return first
-
-
-def _body_statements(node: ts.Node) -> tuple[str, ...]:
-    body = node.child_by_field_name("body")
-    if body is None:
-        return ()
-    if body.type in {"arrow_expression_clause", "expression_statement"} and body.named_child_count:
-        return (body.named_children[-1].text.decode(errors="replace"),)
-    return tuple(c.text.decode(errors="replace") for c in body.named_children if "comment" not in c.type)
-
-
-def _snippet(node: ts.Node, spec: LangSpec, language: str, source: bytes, path: str, classes: list[str]) -> Snippet:
-    outer = node
-    while outer.parent is not None and outer.parent.type in spec.wrappers:
-        outer = outer.parent
-    first = _start_of_docs(outer, spec, source)
-    line_start = source.rfind(b"\n", 0, first.start_byte) + 1
-    code = textwrap.dedent(source[line_start : outer.end_byte].decode("utf-8", errors="replace"))
-    name, scope = _function_name(node, spec)
-    meta = {"node_type": node.type}
-    owner = scope or _receiver(node) or (classes[-1] if classes else None)
-    if owner:
-        meta["class"] = owner
-    return Snippet(
-        language,
-        name,
-        code,
-        path,
-        first.start_point[0] + 1,
-        outer.end_point[0] + 1,
-        meta,
-        outer.has_error,
-        _body_statements(node),
-    )
-
-
-def extract(source: bytes, language: str, path: str = "") -> list[Snippet]:
-    """Every top-level function and method in `source`; nested functions stay inside their parent."""
-    spec = LANGUAGES[language]
-    tree = parser_for(language).parse(source)
-    found: list[Snippet] = []
-    stack: list[tuple[ts.Node, list[str]]] = [(tree.root_node, [])]
-    while stack:
-        node, classes = stack.pop()
-        if node.type in spec.functions:
-            found.append(_snippet(node, spec, language, source, path, classes))
-            continue
-        if node.type in spec.classes:
-            classes = classes + [_class_name(node) or "?"]
-        stack.extend((child, classes) for child in reversed(node.children))
-    return found
 
 
 # ---- filters: each returns a reject reason or None --------------------------------------------
@@ -259,6 +142,15 @@ def reject_reason(s: Snippet, dedup: Deduper, cfg: FilterConfig = FilterConfig()
 
 
 # ---- walking ------------------------------------------------------------------------------
+
+
+def check_languages(languages: Iterable[str] | None) -> set[str] | None:
+    """The languages asked for as a set (None: all), or ValueError naming the unknown ones."""
+    wanted = set(languages) if languages is not None else None
+    unknown = (wanted or set()) - set(LANGUAGES)
+    if unknown:
+        raise ValueError(f"unknown languages {sorted(unknown)}; choose from {sorted(LANGUAGES)}")
+    return wanted
 
 
 def iter_source_files(paths: Iterable[str | Path], languages: set[str] | None = None) -> Iterator[tuple[Path, str]]:
@@ -339,10 +231,7 @@ def harvest_paths(
 
     Pass one `dedup` (and `stats`) to several calls to dedup across them (see corpus.harvest_corpus).
     """
-    wanted = set(languages) if languages is not None else None
-    unknown = (wanted or set()) - set(LANGUAGES)
-    if unknown:
-        raise ValueError(f"unknown languages {sorted(unknown)}; choose from {sorted(LANGUAGES)}")
+    wanted = check_languages(languages)
     stats = stats if stats is not None else HarvestStats()
     dedup = dedup if dedup is not None else Deduper()
     for path, lang in iter_source_files(paths, wanted):

@@ -4,7 +4,7 @@ Round 1 shows the teacher k harvested functions and asks for one problem stateme
 (prompts/reverse_instruct_statement.txt); `parse_numbered_statements` reads the numbered list back.
 Round 2 shows one statement with its function and asks for a complete program around it
 (prompts/reverse_instruct_program.txt, with a per-language rule from
-prompts/reverse_instruct_languages.txt); `parse_program_reply` takes the program out of the reply.
+prompts/reverse_instruct_languages.txt); `common.fences.parse_program_reply` takes the program out of the reply.
 `compact=True` picks the `*_compact.txt` variants: the same requests in a third of the words, which
 a small CPU-bound teacher reads three times faster (prompt tokens dominate its time) and follows as
 well. Everything here is deterministic given its arguments.
@@ -16,40 +16,11 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from data_generation.common.language import DISPLAY_NAMES, FENCE_TAGS
 from data_generation.common.prompts import load_template
 from data_generation.sources.filters import FilterConfig, instruction_reason
-from data_generation.sources.reverse_instruct.harvest import Snippet
+from data_generation.sources.reverse_instruct.snippets import Snippet
 
-DISPLAY_NAMES = {
-    "python": "Python",
-    "javascript": "JavaScript",
-    "java": "Java",
-    "go": "Go",
-    "ruby": "Ruby",
-    "rust": "Rust",
-    "php": "PHP",
-    "c": "C",
-    "cpp": "C++",
-    "csharp": "C#",
-}
-# Info strings a model may put on a code fence, per language; the first is the one we ask for.
-FENCE_TAGS = {
-    "python": ("python", "py", "python3"),
-    "javascript": ("javascript", "js", "node", "mjs", "jsx"),
-    "java": ("java",),
-    "go": ("go", "golang"),
-    "ruby": ("ruby", "rb"),
-    "rust": ("rust", "rs"),
-    "php": ("php",),
-    "c": ("c", "h"),
-    "cpp": ("cpp", "c++", "cc", "cxx", "hpp"),
-    "csharp": ("csharp", "cs", "c#"),
-}
-_FENCE = re.compile(
-    r"^[ \t]*(?P<ticks>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^\n]*\n(?P<body>.*?)"
-    r"(?:(?P<close>^[ \t]*(?P=ticks)[ \t]*$)|\Z)",
-    re.M | re.S,
-)
 _CODE_LINE_CHARS = 25  # a statement quoting a line this long from the function is quoting code
 
 
@@ -131,28 +102,3 @@ def statement_reason(statement: str, snippet: Snippet, filters: FilterConfig) ->
     if not re.search(rf"(?<![\w$]){re.escape(snippet.name)}(?![\w$])", statement):
         return "function_not_named"
     return None
-
-
-def parse_program_reply(text: str, language: str, finish_reason: str = "stop") -> tuple[str | None, str | None]:
-    """(program, None) or (None, reject reason) from a round-2 reply.
-
-    The program is the longest fenced block tagged with the language, else the longest untagged
-    block, else the longest block of any tag (the checks then judge it); a reply without fences is
-    taken whole. A reply cut off by the token limit counts only if a block was closed before the cut.
-    """
-    blocks = []
-    for m in _FENCE.finditer(text):
-        blocks.append((m.group("info").lower(), m.group("body").rstrip(), m.group("close") is not None))
-    if finish_reason == "length":
-        blocks = [b for b in blocks if b[2]]
-        if not blocks:
-            return None, "truncated"
-    tags = FENCE_TAGS[language]
-    for group in ([b for b in blocks if b[0] in tags], [b for b in blocks if not b[0]], blocks):
-        bodies = [body for _, body, _ in group if body.strip()]
-        if bodies:
-            return max(bodies, key=len) + "\n", None
-    if blocks:
-        return None, "empty_code"
-    program = text.strip()
-    return (program + "\n", None) if program else (None, "empty_reply")

@@ -26,74 +26,34 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
+from data_generation.common.fences import parse_program_reply
 from data_generation.common.language import guess_language
-from data_generation.common.paths import DATA_DIR
-from data_generation.common.prompts import load_template
 from data_generation.common.record import Record
+from data_generation.common.treesitter import syntax_error
 from data_generation.dataset.rouge import RougeLFilter
-from data_generation.sources.base import SourceStats, log_step
+from data_generation.sources.base import ResumableSource, SourceStats, log_step
 from data_generation.sources.filters import FilterConfig, instruction_reason
 from data_generation.sources.parsing import ParsedTask
-from data_generation.sources.reverse_instruct.program_check import syntax_error
-from data_generation.sources.reverse_instruct.prompts import parse_program_reply
+from data_generation.sources.self_instruct import config as options
 from data_generation.sources.self_instruct import tasks as si
+from data_generation.sources.self_instruct.config import SelfInstructConfig
+from data_generation.sources.self_instruct.teacher_requests import answer_request, batch_requests, single_requests
 from data_generation.teacher import Teacher, add_teacher_arguments, teacher_from_args
-from data_generation.teacher.base import Completion, Decoding, Request, starts_replies
+from data_generation.teacher.base import Completion, starts_replies
 
 log = logging.getLogger(__name__)
 # single mode answers at most this many tasks per task still wanted (some answers fail their checks);
 # the rest of a step's novel tasks are left out as over_target, as batch mode's past the target are
 ANSWER_SLACK = 2
-DEFAULT_SEEDS = DATA_DIR / "seed_tasks.jsonl"
 
 
-@dataclass(frozen=True)
-class SelfInstructConfig:
-    seed_tasks: str = str(DEFAULT_SEEDS)
-    num_instructions: int = 100  # machine tasks to keep in total (the run stops there exactly)
-    num_tasks: int = 20  # tasks per prompt: in-context examples + the ones the teacher writes
-    num_prompt_instructions: int = 3  # in-context examples per prompt
-    machine_ratio: float = 0.0  # share of in-context examples drawn from the machine pool
-    requests_per_step: int = 8
-    threshold: float = 0.7  # ROUGE-L F above which a task is a near-duplicate
-    seed: int = 0
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 3072
-    api: str = "completions"  # or "chat"
-    max_idle_steps: int = 10  # stop when this many steps in a row keep nothing
-    mode: str = "batch"  # "batch": Alpaca's numbered list per request; "single": one task per request
-    languages: tuple[str, ...] = ()  # single mode: languages drawn from (empty: all ten)
-    instruction_max_tokens: int = 64  # single mode: the one-sentence task (max_tokens is the answer's)
-    answer_temperature: float = 0.2  # single mode: answers should be conservative
-
-    def __post_init__(self) -> None:
-        if self.num_instructions < 1 or self.requests_per_step < 1 or self.max_idle_steps < 1:
-            raise ValueError("num_instructions, requests_per_step and max_idle_steps must be >= 1")
-        if self.mode not in ("batch", "single"):
-            raise ValueError("mode must be 'batch' or 'single'")
-        unknown = set(self.languages) - set(si.SINGLE_LANGUAGES)
-        if unknown:
-            raise ValueError(f"unknown languages {sorted(unknown)}; choose from {', '.join(si.SINGLE_LANGUAGES)}")
-        if self.instruction_max_tokens < 1 or self.max_tokens < 1:
-            raise ValueError("instruction_max_tokens and max_tokens must be >= 1")
-        if not 0 < self.num_prompt_instructions < self.num_tasks:
-            raise ValueError("need 0 < num_prompt_instructions < num_tasks")
-        if not 0.0 <= self.machine_ratio <= 1.0:
-            raise ValueError("machine_ratio must be in [0, 1]")
-        if self.api not in ("chat", "completions"):
-            raise ValueError("api must be 'chat' or 'completions'")
-
-
-class SelfInstructSource:
+class SelfInstructSource(ResumableSource):
     name: ClassVar[str] = "self-instruct"
-    resumable: ClassVar[bool] = True
 
     def __init__(self, config: SelfInstructConfig, teacher: Teacher, filters: FilterConfig = FilterConfig()) -> None:
         self.cfg, self.teacher, self.filters = config, teacher, filters
@@ -108,99 +68,16 @@ class SelfInstructSource:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        d = SelfInstructConfig()
-        parser.add_argument("--seed-tasks", default=d.seed_tasks, help="seed tasks (.jsonl, Alpaca seed format)")
-        parser.add_argument("--num-instructions", type=int, default=d.num_instructions, help="machine tasks to keep")
-        parser.add_argument("--num-tasks", type=int, default=d.num_tasks, help="tasks per prompt (examples included)")
-        parser.add_argument(
-            "--num-prompt-instructions",
-            type=int,
-            default=d.num_prompt_instructions,
-            help="in-context example tasks per prompt",
-        )
-        parser.add_argument(
-            "--machine-ratio",
-            type=float,
-            default=d.machine_ratio,
-            help="share of in-context examples taken from the machine-written pool",
-        )
-        parser.add_argument(
-            "--requests-per-step", type=int, default=d.requests_per_step, help="prompts sent together per step"
-        )
-        parser.add_argument("--threshold", type=float, default=d.threshold, help="ROUGE-L near-duplicate threshold")
-        parser.add_argument("--seed", type=int, default=d.seed, help="sampling seed")
-        parser.add_argument("--temperature", type=float, default=d.temperature)
-        parser.add_argument("--top-p", type=float, default=d.top_p)
-        parser.add_argument("--max-tokens", type=int, default=d.max_tokens)
-        parser.add_argument(
-            "--api",
-            choices=("completions", "chat"),
-            default=d.api,
-            help="teacher API: the prompt as a text to continue, or as one user message",
-        )
-        parser.add_argument(
-            "--max-idle-steps",
-            type=int,
-            default=d.max_idle_steps,
-            help="give up after this many steps in a row that keep nothing",
-        )
-        parser.add_argument(
-            "--mode",
-            choices=("batch", "single"),
-            default=d.mode,
-            help="batch: each request continues Alpaca's numbered task list (a strong teacher); "
-            "single: each request asks for ONE new task, then its answer as a plain chat "
-            "question (small models, e.g. the embedded SmolLM2)",
-        )
-        parser.add_argument(
-            "--languages",
-            default="",
-            help=f"single mode: comma-separated languages to draw each task's from "
-            f"(default all: {','.join(si.SINGLE_LANGUAGES)})",
-        )
-        parser.add_argument(
-            "--instruction-max-tokens",
-            type=int,
-            default=d.instruction_max_tokens,
-            help="single mode: token limit of the one-sentence task (--max-tokens limits the answer)",
-        )
-        parser.add_argument(
-            "--answer-temperature",
-            type=float,
-            default=d.answer_temperature,
-            help="single mode: temperature of the answer request",
-        )
+        options.add_arguments(parser)
         add_teacher_arguments(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "SelfInstructSource":
         try:
-            cfg = cls._config(args)
+            cfg = options.config_from_args(args)
         except ValueError as exc:  # an impossible combination of options: say which, no traceback
             raise SystemExit(f"self-instruct: {exc}") from None
         return cls(cfg, teacher_from_args(args))
-
-    @staticmethod
-    def _config(args: argparse.Namespace) -> SelfInstructConfig:
-        return SelfInstructConfig(
-            seed_tasks=args.seed_tasks,
-            num_instructions=args.num_instructions,
-            num_tasks=args.num_tasks,
-            num_prompt_instructions=args.num_prompt_instructions,
-            machine_ratio=args.machine_ratio,
-            requests_per_step=args.requests_per_step,
-            threshold=args.threshold,
-            seed=args.seed,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_tokens=args.max_tokens,
-            api=args.api,
-            max_idle_steps=args.max_idle_steps,
-            mode=args.mode,
-            languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
-            instruction_max_tokens=args.instruction_max_tokens,
-            answer_temperature=args.answer_temperature,
-        )
 
     def config(self) -> dict[str, Any]:
         return {**asdict(self.cfg), "teacher": {"model": self.teacher.model}, "seeds": len(self.seeds)}
@@ -286,31 +163,8 @@ class SelfInstructSource:
                 )
                 return
 
-    def _requests(self) -> tuple[list[Request], list[tuple[list[si.Example], int]]]:
-        cfg, requests, shown = self.cfg, [], []
-        for r in range(cfg.requests_per_step):
-            rng = random.Random(f"self-instruct:{cfg.seed}:{self.step}:{r}")
-            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions, cfg.machine_ratio, rng)
-            prompt, first = si.build_prompt(examples, cfg.num_tasks)
-            decoding = Decoding(
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_tokens=cfg.max_tokens,
-                stop=si.stop_sequences(cfg.num_tasks),
-                seed=rng.randrange(2**31),
-            )
-            tag = f"self-instruct:{cfg.seed}:{self.step}:{r}"
-            if cfg.api == "chat":
-                requests.append(
-                    Request.chat(prompt, system=load_template("self_instruct_system"), decoding=decoding, tag=tag)
-                )
-            else:
-                requests.append(Request(prompt=prompt, decoding=decoding, tag=tag))
-            shown.append((examples, first))
-        return requests, shown
-
     def _run_step(self, stats: SourceStats) -> list[Record]:
-        requests, shown = self._requests()
+        requests, shown = batch_requests(self.cfg, self.seeds, self.machine, self.step)
         completions = self.teacher.complete_all(requests)
         candidates = []
         for r, (completion, (examples, first)) in enumerate(zip(completions, shown)):
@@ -331,56 +185,10 @@ class SelfInstructSource:
 
     # ------------------------------------------------------------ single mode
 
-    def _single_requests(self) -> list[tuple[Request, list[si.Example], si.SingleTask]]:
-        """The step's task requests: per request its examples, language and opening words, all drawn
-        from (seed, step, request) and the pool as it stands, like batch mode's."""
-        cfg, out = self.cfg, []
-        languages = cfg.languages or si.SINGLE_LANGUAGES
-        for r in range(cfg.requests_per_step):
-            rng = random.Random(f"self-instruct:{cfg.seed}:{self.step}:{r}")
-            examples = si.sample_examples(self.seeds, self.machine, cfg.num_prompt_instructions, cfg.machine_ratio, rng)
-            task = si.pick_single_task(languages, rng)
-            decoding = Decoding(
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_tokens=cfg.instruction_max_tokens,
-                stop=("\n",),
-                seed=rng.randrange(2**31),
-            )
-            request = Request.chat(
-                si.build_single_prompt(examples, task),
-                system=load_template("self_instruct_single_system"),
-                decoding=decoding,
-                tag=f"self-instruct:single:{cfg.seed}:{self.step}:{r}",
-                reply_prefix=task.prefix,
-            )
-            out.append((request, examples, task))
-        return out
-
-    def _answer_request(self, instruction: str, task: si.SingleTask, r: int) -> Request:
-        tag = f"self-instruct:answer:{self.cfg.seed}:{self.step}:{r}"
-        # A teacher that opened the code block itself stops where the block closes; any other
-        # teacher writes the whole reply and the block is taken out of it.
-        stop = ("```",) if starts_replies(self.teacher) else ()
-        decoding = Decoding(
-            temperature=self.cfg.answer_temperature,
-            top_p=self.cfg.top_p,
-            max_tokens=self.cfg.max_tokens,
-            stop=stop,
-            seed=random.Random(tag).randrange(2**31),
-        )
-        return Request.chat(
-            instruction,
-            system=si.build_answer_system(task),
-            decoding=decoding,
-            tag=tag,
-            reply_prefix=si.answer_prefix(task),
-        )
-
     def _run_step_single(self, stats: SourceStats) -> list[Record]:
         """Tasks first (filters, then the ROUGE-L filter as a probe that pools nothing), answers only
         for the tasks that can still be kept, then the same decision as batch mode's."""
-        asked = self._single_requests()
+        asked = single_requests(self.cfg, self.seeds, self.machine, self.step)
         completions = self.teacher.complete_all([request for request, _, _ in asked])
         tasks = []
         for r, (completion, (_, examples, task)) in enumerate(zip(completions, asked)):
@@ -406,8 +214,17 @@ class SelfInstructSource:
                 stats.reject("over_target", where, item[1][:120])
             else:
                 novel.append(item)
+        return self._keep_novel(self._answered(novel, stats), stats)
+
+    def _answered(self, novel: list[tuple], stats: SourceStats) -> list[tuple]:
+        """Single mode's candidates: the novel tasks whose answer is one complete code block that
+        passes the instruction filters and parses (tree-sitter)."""
+        starts = starts_replies(self.teacher)
         answers = self.teacher.complete_all(
-            [self._answer_request(instruction, task, r) for r, instruction, _, task, _ in novel]
+            [
+                answer_request(self.cfg, self.step, r, instruction, task, teacher_starts=starts)
+                for r, instruction, _, task, _ in novel
+            ]
         )
         candidates = []
         for (r, instruction, examples, task, asked_completion), answer in zip(novel, answers):
@@ -432,7 +249,7 @@ class SelfInstructSource:
                 "instruction_finish_reason": asked_completion.choices[0].finish_reason,
             }
             candidates.append((parsed, r, 0, examples, answer, choice.finish_reason, meta))
-        return self._keep_novel(candidates, stats)
+        return candidates
 
     # ------------------------------------------------------------ both modes
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from data_generation.common.io import DataError, iter_rows
+from data_generation.common.language import DISPLAY_NAMES, FENCE_TAGS
 from data_generation.common.prompts import load_template
 from data_generation.common.record import Record
 from data_generation.sources.parsing import (
@@ -33,14 +34,13 @@ from data_generation.sources.parsing import (
     ParseReject,
     parse_numbered_tasks,
 )
-from data_generation.sources.reverse_instruct.prompts import DISPLAY_NAMES, FENCE_TAGS
 
 NO_INPUT = "<noinput>"
 _STARTS_WITH_MARKER = re.compile(r"^\s*\**\s*\d{1,4}[.)]\s*\**\s*instruction\s*\**\s*:", re.I)
 # single mode: how a new task starts ("Write a Python function that ..."); a verb is drawn per request
 SINGLE_VERBS = ("Write", "Implement", "Create", "Define")
 SINGLE_KINDS = {"java": "method", "csharp": "method"}  # everything else: "function"
-SINGLE_LANGUAGES = tuple(DISPLAY_NAMES)  # the languages whose answers the program checks can parse
+SINGLE_LANGUAGES = tuple(DISPLAY_NAMES)  # the languages tree-sitter parses, so an answer can be checked
 _LABEL = re.compile(
     r"^\s*(?:\d{1,3}[.)]\s*)?\**\s*(?:new\s+)?(?:task|instruction|exercise)\s*\d*\s*\**\s*:\s*\**\s*", re.I
 )

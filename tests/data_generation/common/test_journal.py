@@ -43,7 +43,7 @@ def test_damage_in_the_middle_is_an_error_with_the_line(tmp_path):
     with Journal.open(path, "t") as j:
         j.append(recs("a"))
     path.write_bytes(path.read_bytes() + b"not json\n" + path.read_bytes())
-    with pytest.raises(DataError, match=r"j\.jsonl:2: damaged record"):
+    with pytest.raises(DataError, match=r"j\.jsonl:2: damaged line in the middle of a journal"):
         Journal.open(path, "t")
 
 

@@ -28,3 +28,10 @@ from data_generation.common.language import guess_language
 )
 def test_guess_language(instruction, output, expected):
     assert guess_language(instruction, "", output) == expected
+
+
+def test_every_tree_sitter_language_has_a_display_name_and_fence_tags():
+    from data_generation.common.language import DISPLAY_NAMES, FENCE_TAGS
+    from data_generation.common.treesitter import LANGUAGES
+
+    assert set(DISPLAY_NAMES) == set(FENCE_TAGS) == set(LANGUAGES)

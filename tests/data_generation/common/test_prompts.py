@@ -70,12 +70,13 @@ def test_templated_prompts_get_no_second_bos():
 
 def test_training_and_generation_prompts_are_the_same_tokens(tmp_path):
     """The ids main.train puts before a target are the ids main.generate feeds, in both formats."""
-    from data_generation.common.benchmarks.problems import load_humaneval
-    from data_generation.common.benchmarks.styles import get_style
+    from data_generation.common.benchmarks import get_benchmark
+    from data_generation.common.benchmarks.humaneval import load_humaneval
     from data_generation.common.record import Record
-    from main.sampling.backends import TransformersBackend
-    from main.training.data import IGNORE_INDEX, tokenize_records
+    from main.sampling.transformers_backend import TransformersBackend
+    from main.training.data import tokenize_records
     from main.training.modeling import load_tokenizer
+    from main.training.packing import IGNORE_INDEX
     from tests.tiny_models import make_tiny_llama
 
     folder = make_tiny_llama(tmp_path / "model")
@@ -83,7 +84,7 @@ def test_training_and_generation_prompts_are_the_same_tokens(tmp_path):
     training_tokenizer = load_tokenizer(folder)  # what main.train uses (pad policy applied)
     problem = load_humaneval()[7]
     for name in ("alpaca", "chat"):
-        style = get_style("humaneval", name)
+        style = get_benchmark("humaneval").style(name)
         record = Record(instruction=style.instruction(problem), input="", output="def f(): pass", source="t")
         [example], _ = tokenize_records([record], training_tokenizer, 4096, get_format(name, training_tokenizer))
         trained = [t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX]

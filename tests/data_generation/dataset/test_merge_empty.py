@@ -68,13 +68,13 @@ def test_an_empty_input_is_reported_listed_with_zero_rows_and_the_merge_goes_on(
     assert len(json.loads((out / "train.json").read_text())) == 2
 
 
-def test_all_inputs_empty_is_bad_input(tmp_path, caplog):
+def test_all_inputs_empty_is_bad_input(tmp_path, capsys):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.json"
     a.write_bytes(b"")
     b.write_text("[]")
     out = tmp_path / "merged"
     assert main(merge_args(out, a, b)) == 2
-    assert any("all 2 inputs are empty" in m for m in caplog.messages)
+    assert "all 2 inputs are empty" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -108,11 +108,11 @@ def test_field_instruction_plus_input_and_other_formats(tmp_path):
         ('{"instruction": "a", "output": "b"}\n\xff\n', ":2:"),
     ],
 )
-def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, caplog, content, where):
+def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, capsys, content, where):
     src, out = tmp_path / "bad.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(content.encode("utf-8") if "\xff" not in content else content.encode("latin-1"))
     assert main(["near-dedup", str(src), str(out)]) == 2
-    assert f"bad.jsonl{where}" in caplog.text
+    assert f"bad.jsonl{where}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no partial output, no temp files
 
 

@@ -14,13 +14,9 @@ import pytest
 
 from data_generation.common.io import DataError
 from data_generation.sources.base import SourceStats
-from data_generation.sources.codecontests import (
-    LANGUAGES,
-    TEMPLATES_PATH,
-    CodeContestsSource,
-    load_templates,
-    template_index,
-)
+from data_generation.sources.codecontests.problems import LANGUAGES
+from data_generation.sources.codecontests.source import CodeContestsSource
+from data_generation.sources.codecontests.templates import TEMPLATES_PATH, load_templates, template_index
 from tests.paths import REPO
 
 FIXTURE = REPO / "data" / "samples" / "code_contests_sample.jsonl"

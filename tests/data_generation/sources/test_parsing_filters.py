@@ -44,7 +44,10 @@ def test_table_of_blocks():
 
 
 def test_truncated_reply_drops_the_last_block():
-    text = "1. Instruction: Sort a list.\n1. Output:\nsorted(xs)\n###\n2. Instruction: Add.\n2. Output:\ndef add(a, b):\n    ret"
+    text = (
+        "1. Instruction: Sort a list.\n1. Output:\nsorted(xs)\n###\n"
+        "2. Instruction: Add.\n2. Output:\ndef add(a, b):\n    ret"
+    )
     tasks, rejects = parse_numbered_tasks(text, finish_reason="length")
     assert [t.index for t in tasks] == [1] and [(r.index, r.reason) for r in rejects] == [(2, "truncated")]
     tasks, _ = parse_numbered_tasks(text, finish_reason="stop")

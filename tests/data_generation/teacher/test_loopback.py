@@ -8,7 +8,8 @@ import json
 import openai
 import pytest
 
-from data_generation.teacher.loopback import LoopbackServer, Reply
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import Reply
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: dict, headers: dict | None = None):

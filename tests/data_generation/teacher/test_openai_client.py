@@ -13,8 +13,10 @@ import pytest
 
 from data_generation.teacher.accounting import count_chat_tokens, count_tokens
 from data_generation.teacher.base import Decoding, Request, TeacherError
-from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
-from data_generation.teacher.openai_client import OpenAIConfig, OpenAITeacher
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import RecordedRequest, Reply
+from data_generation.teacher.openai_client import OpenAITeacher
+from data_generation.teacher.openai_wire import OpenAIConfig
 
 SECRET = "sk-test-SECRET-0123456789abcdef"  # must never leave the Authorization header
 

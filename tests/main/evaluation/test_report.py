@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from main import report as report_command
 from main.evaluation import report
 from main.evaluation.passk import mean_pass_at_k
 
@@ -66,9 +67,9 @@ def test_curve_is_the_unbiased_estimate_for_every_k() -> None:
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = make_run(tmp_path / "r", "m", {"t": (1, 1)})
-    assert report.main([str(run), "--output-dir", str(tmp_path / "o")]) == 0
+    assert report_command.main([str(run), "--output-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "report.md").exists()
-    assert report.main([str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")]) == 2
+    assert report_command.main([str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
 
 

@@ -4,15 +4,11 @@ import types
 import pytest
 import torch
 
-from main.sampling.backends import (
-    OpenAIBackend,
-    Row,
-    SamplingSettings,
-    TransformersBackend,
-    VLLMBackend,
-    make_backend,
-    sample_row,
-)
+from data_generation.common.sampling import SamplingSettings
+from main.sampling.backends import Row, make_backend
+from main.sampling.openai_backend import OpenAIBackend
+from main.sampling.transformers_backend import TransformersBackend
+from main.sampling.vllm_backend import VLLMBackend
 from tests.tiny_models import make_tiny_llama
 
 REPLY = "```python\ndef f():\n    return 1\n```\nIt returns 1.\ndef g(): pass"
@@ -55,9 +51,9 @@ def chat(backend, user):
 @pytest.mark.parametrize(
     "settings",
     [
-        SamplingSettings(max_new_tokens=10, greedy=True),
-        SamplingSettings(max_new_tokens=10, temperature=1.0, top_p=0.9),
-        SamplingSettings(max_new_tokens=10, temperature=0.7, top_k=5, top_p=0.95),
+        SamplingSettings(max_tokens=10, greedy=True),
+        SamplingSettings(max_tokens=10, temperature=1.0, top_p=0.9),
+        SamplingSettings(max_tokens=10, temperature=0.7, top_k=5, top_p=0.95),
     ],
 )
 def test_a_sample_does_not_depend_on_its_batch(random_llama, settings):
@@ -73,61 +69,43 @@ def test_a_sample_does_not_depend_on_its_batch(random_llama, settings):
 
 def test_stop_strings_end_generation_on_new_text_only(replying_llama):
     prompt = chat(replying_llama, "Explain recursion.\ndef g(): this stop string is in the prompt")
-    full = replying_llama.generate([Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60))[0]
+    full = replying_llama.generate([Row(prompt, 1)], SamplingSettings(greedy=True, max_tokens=60))[0]
     assert full.text == REPLY and full.finish_reason == "eos"
     stopped = replying_llama.generate(
-        [Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60, stop=("\ndef g",))
+        [Row(prompt, 1)], SamplingSettings(greedy=True, max_tokens=60, stop=("\ndef g",))
     )[0]
     assert stopped.finish_reason == "stop" and stopped.text.startswith(REPLY[: REPLY.index("\ndef g")])
     assert "\ndef g" in stopped.text and stopped.tokens < full.tokens  # stopped inside generate
     fenced = replying_llama.generate(
-        [Row(prompt, 1)], SamplingSettings(greedy=True, max_new_tokens=60, stop_after_fence=True)
+        [Row(prompt, 1)], SamplingSettings(greedy=True, max_tokens=60, stop_after_fence=True)
     )[0]
     assert fenced.finish_reason == "stop" and fenced.text.startswith("```python\ndef f():\n    return 1\n```")
     assert fenced.tokens < stopped.tokens
 
 
 def test_rows_of_one_batch_stop_independently(replying_llama):
-    settings = SamplingSettings(greedy=True, max_new_tokens=60, stop=("It returns",))
+    settings = SamplingSettings(greedy=True, max_tokens=60, stop=("It returns",))
     rows = [Row(chat(replying_llama, "Hi"), 1), Row("def add(a, b):\n", 2)]  # the second never says it
     first, second = replying_llama.generate(rows, settings)
     assert first.finish_reason == "stop" and first.text.endswith("It returns")
     assert second.finish_reason in ("eos", "length") and "It returns" not in second.text
 
 
-def test_sample_row_top_k_top_p_and_wide_nucleus():
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.tensor([0.0, 5.0, 1.0, 4.9])
-    greedyish = SamplingSettings(temperature=1.0, top_k=1)
-    assert {int(sample_row(logits, greedyish, gen)) for _ in range(20)} == {1}
-    nucleus = SamplingSettings(temperature=1.0, top_p=0.5)  # token 1 alone holds >= half the mass
-    assert {int(sample_row(logits, nucleus, gen)) for _ in range(20)} == {1}
-    # A flat distribution: the nucleus needs ~1800 of 2000 tokens, far past the first probe of 256.
-    flat = -torch.arange(2000, dtype=torch.float32) * 1e-4
-    draws = [int(sample_row(flat, SamplingSettings(temperature=1.0, top_p=0.9), gen)) for _ in range(300)]
-    probs = torch.softmax(flat, -1)
-    allowed = int(((torch.cumsum(probs, -1) - probs) < 0.9).sum())
-    assert max(draws) < allowed and max(draws) > 1000
-
-
-def test_settings_are_validated():
-    with pytest.raises(ValueError, match="temperature"):
-        SamplingSettings(temperature=0.0)
-    with pytest.raises(ValueError, match="top_p"):
-        SamplingSettings(top_p=0.0)
+def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("tgi", "m")
 
 
 def test_openai_backend_sends_one_seeded_request_per_row():
-    from data_generation.teacher.loopback import LoopbackServer, Reply
+    from data_generation.teacher.loopback import LoopbackServer
+    from data_generation.teacher.loopback_http import Reply
 
     def reply(request):
         prompt = request.body["prompt"]
         return Reply.text("    return 1\ndef", finish_reason="length") if "long" in prompt else f"echo {prompt}"
 
     settings = SamplingSettings(
-        temperature=0.8, top_p=0.9, max_new_tokens=32, stop=("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+        temperature=0.8, top_p=0.9, max_tokens=32, stop=("\nclass", "\ndef", "\n#", "\nif", "\nprint")
     )
     with LoopbackServer(reply) as server:
         backend = OpenAIBackend("served-model", base_url=server.base_url, api_key_env="NO_SUCH_KEY_VAR")
@@ -148,11 +126,11 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
     made = {}
     fake = types.ModuleType("vllm")
     fake.SamplingParams = lambda **kw: kw
-    out = lambda text, reason, stop_reason: types.SimpleNamespace(
-        outputs=[
-            types.SimpleNamespace(text=text, finish_reason=reason, stop_reason=stop_reason, token_ids=[1] * len(text))
-        ]
-    )
+
+    def out(text, reason, stop_reason):
+        ids = [1] * len(text)
+        reply = types.SimpleNamespace(text=text, finish_reason=reason, stop_reason=stop_reason, token_ids=ids)
+        return types.SimpleNamespace(outputs=[reply])
 
     class LLM:
         def __init__(self, **kwargs):
@@ -170,10 +148,11 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
     fake.LLM = LLM
     monkeypatch.setitem(sys.modules, "vllm", fake)
     model = make_tiny_llama(tmp_path / "m")
-    backend = VLLMBackend(str(model), dtype="bfloat16")
-    settings = SamplingSettings(temperature=0.2, top_p=0.95, max_new_tokens=64, stop=("\ndef",))
+    backend = VLLMBackend(str(model), dtype="bf16")
+    settings = SamplingSettings(temperature=0.2, top_p=0.95, max_tokens=64, stop=("\ndef",))
     result = backend.generate([Row("p", 1), Row("q", 2), Row("r", 3, templated=True)], settings)
     assert [p["seed"] for p in made["params"]] == [1, 2, 3] and made["model"] == str(model)
+    assert made["dtype"] == "bfloat16"  # vLLM takes torch's names for the precisions
     tokenizer = backend.llm.get_tokenizer()  # token ids go in: the encoder training uses, no second BOS
     assert made["prompts"][2] == {"prompt_token_ids": tokenizer("r", add_special_tokens=False)["input_ids"]}
     assert made["params"][0] == {
@@ -184,6 +163,8 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
         "max_tokens": 64,
         "stop": ["\ndef"],
         "seed": 1,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
     }
     assert [(g.text, g.finish_reason) for g in result] == [("a", "stop"), ("bb", "eos"), ("ccc", "length")]
     greedy = backend.sampling_params(Row("p", 5), SamplingSettings(greedy=True))
@@ -193,9 +174,11 @@ def test_vllm_backend_gives_every_row_its_own_seed(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "settings",
     [
-        SamplingSettings(max_new_tokens=8, temperature=1.0, top_p=0.95),
-        SamplingSettings(max_new_tokens=8, greedy=True),
-        SamplingSettings(max_new_tokens=12, temperature=1.0, stop=tuple("aeiou")),  # rows end at different steps
+        SamplingSettings(max_tokens=8, temperature=1.0, top_p=0.95),
+        SamplingSettings(max_tokens=8, greedy=True),
+        SamplingSettings(max_tokens=12, temperature=1.0, stop=tuple("aeiou")),  # rows end at different steps
+        SamplingSettings(max_tokens=8, temperature=1.0, top_p=0.95, frequency_penalty=0.8, presence_penalty=0.5),
+        SamplingSettings(max_tokens=8, greedy=True, frequency_penalty=2.0),
     ],
 )
 def test_compact_decoding_equals_generate_with_and_without_a_shared_prefill(random_llama, settings):
@@ -222,7 +205,7 @@ def test_lora_adapter_merged_or_not_changes_the_model_the_same_way(tmp_path, one
         peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
     )
     lora.save_pretrained(tmp_path / "adapter")
-    rows, settings = [Row(p, i) for i, p in enumerate(PROMPTS)], SamplingSettings(greedy=True, max_new_tokens=8)
+    rows, settings = [Row(p, i) for i, p in enumerate(PROMPTS)], SamplingSettings(greedy=True, max_tokens=8)
     plain = TransformersBackend(str(base)).generate(rows, settings)
     merged = TransformersBackend(str(base), adapter=str(tmp_path / "adapter"))
     separate = TransformersBackend(str(base), adapter=str(tmp_path / "adapter"), merge_adapter=False)

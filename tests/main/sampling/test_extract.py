@@ -2,13 +2,10 @@ import ast
 
 import pytest
 
-from data_generation.common.benchmarks.problems import Problem
+from data_generation.common.benchmarks.base import Problem
 from data_generation.common.benchmarks.styles import STYLES
 from main.sampling.extract import (
-    closed_fence_end,
     extract_completion,
-    humaneval_program,
-    keep_definitions,
     python_blocks,
     truncate_at_stop,
 )
@@ -71,19 +68,6 @@ def test_truncate_at_stop(text, stops, fence, expected, reason):
 
 
 @pytest.mark.parametrize(
-    "text, end",
-    [
-        ("no fences at all", None),
-        ("```python\nx = 1\n", None),  # still open
-        ("a\n```py\nx = 1\n```\nrest", len("a\n```py\nx = 1\n```")),
-        ("  ```\n  x\n  ```", len("  ```\n  x\n  ```")),
-    ],
-)
-def test_closed_fence_end(text, end):
-    assert closed_fence_end(text) == end
-
-
-@pytest.mark.parametrize(
     "text, blocks",
     [
         ("```python\na = 1\n```\ntext\n```js\nlet b\n```\n```\nc = 3\n```", ["a = 1", "c = 3"]),
@@ -92,61 +76,14 @@ def test_closed_fence_end(text, end):
         ("plain text", []),
         ("def f():\n    return 1\n```\n\nThis function returns `1`.", ["def f():\n    return 1"]),  # no opening fence
         ("Here it is:\n```\ndef f():\n    return 1", ["def f():\n    return 1"]),  # after prose a bare fence opens
+        ("~~~python\nx = 1\n~~~", ["x = 1"]),  # tilde fences
+        ("```python title=a.py\nx = 1\n```", ["x = 1"]),  # the language is the info string's first word
+        ("````python\nx = 1\n```\ny = 2\n````", ["x = 1\n```\ny = 2"]),  # a shorter fence does not close
+        ("```python\nx = 1\n```python\ny = 2\n```", ["x = 1\n```python\ny = 2"]),  # nor one with a language
     ],
 )
 def test_python_blocks(text, blocks):
     assert python_blocks(text) == blocks
-
-
-@pytest.mark.parametrize(
-    "code, kept",
-    [
-        # helpers, imports and constants stay; demos, prints, asserts and __main__ go
-        (
-            "import math\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)\n\n"
-            "print(f(2))\nassert f(1) == 3\nresult = f(5)\nif __name__ == '__main__':\n    f(1)\n",
-            "import math\n\nR = 3\n\ndef helper(x):\n    return x * R\n\ndef f(x):\n    return helper(x)",
-        ),
-        ("@cache\ndef f(n):\n    return n\n", "@cache\ndef f(n):\n    return n"),
-        (
-            "try:\n    import numpy\nexcept ImportError:\n    numpy = None\nfor i in range(3):\n    pass\n",
-            "try:\n    import numpy\nexcept ImportError:\n    numpy = None",
-        ),
-        # prose between two functions: tree-sitter still finds both
-        (
-            "Here you go\ndef a(x):\n    return x\nThis one is better\ndef b(y):\n    return y + 1\n",
-            "def a(x):\n    return x\n\ndef b(y):\n    return y + 1",
-        ),
-        # the token budget ran out inside the last function: the intact ones stay
-        ("import os\ndef a(x):\n    return x\ndef b(y):\n    return y +", "import os\n\ndef a(x):\n    return x"),
-        ("just words, no code", ""),
-    ],
-)
-def test_keep_definitions(code, kept):
-    assert keep_definitions(code) == kept
-
-
-def test_keep_definitions_without_tree_sitter_uses_the_longest_parsable_prefix(monkeypatch):
-    import main.sampling.extract as extract
-
-    monkeypatch.setattr(extract, "_tree_sitter_statements", lambda code: [])
-    code = "Sure, here it is:\nimport os\ndef a(x):\n    return x\nprint(a(1)\n"
-    assert extract.keep_definitions(code) == "import os\n\ndef a(x):\n    return x"
-
-
-def test_humaneval_program_adds_the_prompt_imports_and_helpers_it_does_not_redefine():
-    program = humaneval_program(
-        "def make_palindrome(string: str) -> str:\n    return string", HE_PROMPT, "make_palindrome"
-    )
-    assert program.startswith("from typing import List\n\ndef is_palindrome(")
-    assert program.count("def make_palindrome") == 1 and program.endswith("return string\n")
-    redefined = humaneval_program(
-        "def is_palindrome(s):\n    return True\n\ndef make_palindrome(string):\n    return string",
-        HE_PROMPT,
-        "make_palindrome",
-    )
-    assert redefined.count("def is_palindrome") == 1 and "return True" in redefined
-    assert humaneval_program("def other():\n    pass", HE_PROMPT, "make_palindrome") is None
 
 
 def _runs(program: str, tests: str) -> bool:
@@ -221,11 +158,3 @@ def test_no_stop_reaches_extraction_too():
 def test_empty_completions_say_why(style, raw, finish, cause):
     problem = MBPP if style.startswith("mbpp") else HE
     assert extract(raw, STYLES[style], problem, finish_reason=finish).empty_cause == cause
-
-
-def test_demo_assignments_that_shadow_builtins_are_dropped():
-    code = 'def shout(s):\n    return str(s).upper()\n\nstr = "hello"\nlist: int = 3\nLIMIT = 10\n'
-    kept = keep_definitions(code)
-    assert "LIMIT = 10" in kept and 'str = "hello"' not in kept and "list: int" not in kept
-    namespace: dict = {}
-    exec(compile(kept + "\nassert shout(5) == '5'\n", "<sample>", "exec"), namespace)  # noqa: S102

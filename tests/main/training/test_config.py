@@ -41,7 +41,7 @@ def test_every_shipped_preset_loads(path):
 def test_every_shipped_pipeline_config_loads(path, monkeypatch):
     """`make demo`'s config and the GPU-scale one pass every check (the latter given a teacher endpoint)."""
     from main.flow.config import load_pipeline_config
-    from main.pipeline import train_settings
+    from main.flow.plan import train_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
     monkeypatch.setenv("OPENAI_MODEL", "m")

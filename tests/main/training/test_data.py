@@ -9,12 +9,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from data_generation.common.io import DataError, write_hf_dataset, write_records
-from data_generation.common.prompts import render_prompt
+from data_generation.common.prompts import encode_prompt, render_prompt
 from data_generation.common.record import Record
 from main.training.data import (
     ADDED_PAD_TOKEN,
-    IGNORE_INDEX,
-    encode_prompt,
     load_records,
     needs_resize,
     prepare_tokenizer,
@@ -23,6 +21,7 @@ from main.training.data import (
     split_train_val,
     tokenize_records,
 )
+from main.training.packing import IGNORE_INDEX
 from tests.tiny_models import make_tiny_tokenizer
 
 

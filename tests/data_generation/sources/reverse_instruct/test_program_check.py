@@ -15,12 +15,13 @@ from data_generation.common.treesitter import LANGUAGES, parser_for
 from data_generation.sources.reverse_instruct import program_check
 from data_generation.sources.reverse_instruct.program_check import (
     REASONS,
-    TOOLCHAINS,
     CheckResult,
     available_toolchains,
     check_program,
     check_programs,
 )
+from data_generation.sources.reverse_instruct.tool_run import DETAIL_CHARS
+from data_generation.sources.reverse_instruct.toolchains import TOOLCHAINS
 from tests.paths import FIXTURES as _FIXTURES
 
 FIXTURES = _FIXTURES / "programs"
@@ -111,7 +112,7 @@ def test_invalid_program_fails_its_toolchain(language: str) -> None:
     assert result.checks[0]["status"] == "passed"  # tree-sitter could not tell
     tool = result.checks[1]
     assert tool["status"] == "failed" and tool["tool"] == description
-    assert complaint in tool["detail"] and len(tool["detail"]) <= program_check.DETAIL_CHARS
+    assert complaint in tool["detail"] and len(tool["detail"]) <= DETAIL_CHARS
     assert "codecapy-check-" not in tool["detail"]  # temporary paths are stripped
 
 

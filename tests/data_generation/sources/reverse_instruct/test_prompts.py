@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from data_generation.common.language import DISPLAY_NAMES, FENCE_TAGS
 from data_generation.common.treesitter import LANGUAGES
 from data_generation.sources.filters import FilterConfig
 from data_generation.sources.parsing import parse_numbered_statements
 from data_generation.sources.reverse_instruct import prompts as ri
-from data_generation.sources.reverse_instruct.harvest import Snippet
+from data_generation.sources.reverse_instruct.snippets import Snippet
 
 CODE = (
     "def moving_average(values, window):\n    if window <= 0:\n        raise ValueError('window must be positive')\n"
@@ -71,53 +72,15 @@ def test_statement_prompt_numbers_every_function_and_names_its_language() -> Non
 
 
 def test_program_prompt_for_every_language() -> None:
-    assert set(ri.language_rules()) == set(LANGUAGES) == set(ri.DISPLAY_NAMES) == set(ri.FENCE_TAGS)
+    assert set(ri.language_rules()) == set(LANGUAGES) == set(DISPLAY_NAMES) == set(FENCE_TAGS)
     for lang in LANGUAGES:
         s = Snippet(lang, "f", "f body", "x", 1, 1)
         prompt = ri.build_program_prompt(s, "Write f.")
-        assert f"complete {ri.DISPLAY_NAMES[lang]} program" in prompt and ri.language_rules()[lang] in prompt
-        assert f"```{ri.FENCE_TAGS[lang][0]}\nf body\n```" in prompt and "Keep the function `f`" in prompt
+        assert f"complete {DISPLAY_NAMES[lang]} program" in prompt and ri.language_rules()[lang] in prompt
+        assert f"```{FENCE_TAGS[lang][0]}\nf body\n```" in prompt and "Keep the function `f`" in prompt
 
 
 # ---- round 2: the program out of the reply ---------------------------------------------------
-
-PROG = "import math\n\ndef f(x):\n    return math.sqrt(x)"
-
-
-@pytest.mark.parametrize(
-    "reply, finish, want",
-    [
-        (f"```python\n{PROG}\n```", "stop", (PROG + "\n", None)),
-        (f"Here is the program:\n\n```py\n{PROG}\n```\n\nIt imports math.", "stop", (PROG + "\n", None)),
-        # the block in the asked language wins over a longer block in another one
-        (
-            f"```bash\npip install nothing-at-all --quiet --user --upgrade\n```\n```python\n{PROG}\n```",
-            "stop",
-            (PROG + "\n", None),
-        ),
-        # of two blocks in the language, the longer (the whole program, not a usage line)
-        (f"```python\n{PROG}\n```\nUsage:\n```python\nf(4)\n```", "stop", (PROG + "\n", None)),
-        (f"```\n{PROG}\n```", "stop", (PROG + "\n", None)),  # untagged fence
-        (f"~~~python\n{PROG}\n~~~", "stop", (PROG + "\n", None)),  # tilde fence
-        (f"````python\n{PROG}\n```\nstill code\n````", "stop", (PROG + "\n```\nstill code\n", None)),  # longer fence
-        (PROG, "stop", (PROG + "\n", None)),  # no fence at all: the whole reply
-        (f"```python\n{PROG}", "stop", (PROG + "\n", None)),  # unclosed but finished
-        (f"```python\n{PROG}", "length", (None, "truncated")),  # unclosed and cut off
-        (f"```python\n{PROG}\n```\n```python\ndef g(", "length", (PROG + "\n", None)),  # closed block before the cut
-        ("```python\n\n```", "stop", (None, "empty_code")),
-        ("   \n", "stop", (None, "empty_reply")),
-    ],
-)
-def test_parse_program_reply(reply: str, finish: str, want: tuple) -> None:
-    assert ri.parse_program_reply(reply, "python", finish) == want
-
-
-def test_parse_program_reply_knows_each_languages_tags() -> None:
-    reply = "```text\nnot this one, a much longer block of prose than the program\n```\n```c++\nint f();\n```"
-    assert ri.parse_program_reply(reply, "cpp") == ("int f();\n", None)
-    assert ri.parse_program_reply("```golang\npackage x\n```", "go") == ("package x\n", None)
-    assert ri.parse_program_reply("```cs\nclass A {}\n```", "csharp") == ("class A {}\n", None)
-
 
 # ---- statement filters -----------------------------------------------------------------------
 

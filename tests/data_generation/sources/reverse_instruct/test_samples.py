@@ -21,13 +21,12 @@ import pytest
 from data_generation.cli import main
 from data_generation.common.treesitter import LANGUAGES
 from data_generation.sources.base import SourceStats
+from data_generation.sources.reverse_instruct.config import ReverseInstructConfig
 from data_generation.sources.reverse_instruct.harvest import harvest_paths
 from data_generation.sources.reverse_instruct.program_check import check_program
-from data_generation.sources.reverse_instruct.source import (
-    ReverseInstructConfig,
-    ReverseInstructSource,
-)
-from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from data_generation.sources.reverse_instruct.source import ReverseInstructSource
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import RecordedRequest, Reply
 from tests.fake_teacher import ReplyStartingTeacher
 from tests.paths import REPO
 

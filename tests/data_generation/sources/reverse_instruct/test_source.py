@@ -22,7 +22,8 @@ from data_generation.cli import main
 from data_generation.dataset.rouge import rouge_l
 from data_generation.sources.reverse_instruct.harvest import harvest_paths
 from data_generation.sources.reverse_instruct.program_check import available_toolchains
-from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import RecordedRequest, Reply
 from tests.paths import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "harvest"

@@ -71,7 +71,7 @@ def test_the_script_single_mode_with_the_embedded_teacher_keeps_valid_answered_t
     import os
     import subprocess
 
-    from data_generation.sources.reverse_instruct.program_check import syntax_error
+    from data_generation.common.treesitter import syntax_error
 
     out = tmp_path / "single.jsonl"
     repo = REPO

@@ -260,7 +260,7 @@ def test_regex_answers_compile():
 def test_no_seed_overlaps_humaneval_or_mbpp(mbpp_full):
     """The merge step's check, with its defaults, over every instance (instruction, input, output)."""
     vocab = Vocab()
-    checker = Decontaminator(load_benchmark_docs(("humaneval", "mbpp"), mbpp_full), vocab)
+    checker = Decontaminator(load_benchmark_docs(("humaneval", "mbpp"), {"mbpp": mbpp_full}), vocab)
     owners, texts = [], []
     for t in TASKS:
         for inst in t["instances"]:

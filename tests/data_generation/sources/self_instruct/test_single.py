@@ -24,11 +24,10 @@ from data_generation.cli import main
 from data_generation.dataset.rouge import rouge_l
 from data_generation.sources.base import SourceStats
 from data_generation.sources.self_instruct import tasks as si
-from data_generation.sources.self_instruct.source import (
-    SelfInstructConfig,
-    SelfInstructSource,
-)
-from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from data_generation.sources.self_instruct.config import SelfInstructConfig
+from data_generation.sources.self_instruct.source import SelfInstructSource
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import RecordedRequest, Reply
 from tests.fake_teacher import ReplyStartingTeacher
 from tests.paths import REPO
 

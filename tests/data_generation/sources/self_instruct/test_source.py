@@ -26,7 +26,8 @@ from data_generation.common.io import DataError
 from data_generation.dataset.rouge import rouge_l
 from data_generation.sources.parsing import parse_numbered_tasks
 from data_generation.sources.self_instruct import tasks as si
-from data_generation.teacher.loopback import LoopbackServer, RecordedRequest, Reply
+from data_generation.teacher.loopback import LoopbackServer
+from data_generation.teacher.loopback_http import RecordedRequest, Reply
 from tests.paths import REPO
 
 VERBS = ["Implement", "Create", "Write", "Build", "Design", "Code", "Develop", "Produce"]
