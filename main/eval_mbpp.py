@@ -1,6 +1,6 @@
 """Evaluate MBPP samples in the sandbox: `python -m main.evaluate --benchmark mbpp`.
 
-    python -m main.eval_mbpp SAMPLES.jsonl --output-dir DIR [--mbpp-path PATH_OR_HUB_ID] [--split test]
+    python -m main.eval_mbpp --input SAMPLES.jsonl --output-dir DIR [--mbpp-path PATH_OR_HUB_ID] [--split test]
         [--sanitized] [--n-workers N] [--timeout S]
 
 Path, split and flavour default to what the samples' .meta.json recorded (else the hub id, test, full).

@@ -1,6 +1,6 @@
 """Evaluate samples of any registered benchmark in the sandbox: results.jsonl, metrics.json, report.md, passk.png.
 
-    python -m main.evaluate --benchmark NAME SAMPLES.jsonl --output-dir DIR [--n-workers N] [--timeout S]
+    python -m main.evaluate --benchmark NAME --input SAMPLES.jsonl --output-dir DIR [--n-workers N] [--timeout S]
         [--NAME-path PATH] [--split SPLIT] [--subset SUBSET | --sanitized]
 
 The problems are the ones the samples were generated for: the data path, split and subset are the
@@ -39,7 +39,13 @@ class EvaluateConfig:
 
 def build_parser(*, fixed: str | None = None, prog: str = "python -m main.evaluate") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("samples", help="samples JSONL (task_id, completion[, sample, raw, ...])")
+    parser.add_argument(
+        "--input",
+        dest="samples",
+        required=True,
+        metavar="SAMPLES",
+        help="samples JSONL (task_id, completion[, sample, raw, ...])",
+    )
     parser.add_argument("--output-dir", required=True, help="results.jsonl, metrics.json, report.md, passk.png")
     parser.add_argument("--n-workers", type=int, default=os.cpu_count() or 1, help="samples run in parallel")
     parser.add_argument(

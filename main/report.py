@@ -1,6 +1,6 @@
 """Side-by-side report for evaluation runs: report.md (the seeds' table layout) and a pass@k plot.
 
-    python -m main.report RUN_DIR [RUN_DIR ...] --output-dir DIR     # folders holding metrics.json
+    python -m main.report --input RUN_DIR [RUN_DIR ...] --output-dir DIR     # folders holding metrics.json
 
 What the table holds is described in `main.evaluation.report`.
 """
@@ -18,7 +18,14 @@ from main.evaluation.report import write_report
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m main.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="+", help="evaluation output folders (each with metrics.json)")
+    parser.add_argument(
+        "--input",
+        dest="run_dirs",
+        nargs="+",
+        required=True,
+        metavar="RUN_DIR",
+        help="evaluation output folders (each with metrics.json)",
+    )
     parser.add_argument("--output-dir", required=True, help="where report.md and passk.png go")
     args = parser.parse_args(argv)
     setup_logging(timestamps=False)

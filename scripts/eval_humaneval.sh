@@ -17,5 +17,5 @@ if [ -n "${STYLE:-}" ]; then GEN+=(--prompt-style "$STYLE"); fi
 mkdir -p "$OUT"
 # shellcheck disable=SC2086  # TORCHRUN_ARGS is a list of options
 torchrun --standalone --nproc_per_node "${NPROC:-1}" ${TORCHRUN_ARGS:-} -m main.generate "${GEN[@]}" "$@"
-python -m main.eval_humaneval "$OUT/samples.jsonl" --output-dir "$OUT" \
+python -m main.eval_humaneval --input "$OUT/samples.jsonl" --output-dir "$OUT" \
     --n-workers "${WORKERS:-$(nproc)}" --timeout "${TIMEOUT:-3}"

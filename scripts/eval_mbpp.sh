@@ -21,5 +21,5 @@ mkdir -p "$OUT"
 # shellcheck disable=SC2086  # TORCHRUN_ARGS is a list of options
 torchrun --standalone --nproc_per_node "${NPROC:-1}" ${TORCHRUN_ARGS:-} -m main.generate "${GEN[@]}" "$@"
 # split, flavour and path come from the samples' .meta.json
-python -m main.eval_mbpp "$OUT/samples.jsonl" --output-dir "$OUT" \
+python -m main.eval_mbpp --input "$OUT/samples.jsonl" --output-dir "$OUT" \
     --n-workers "${WORKERS:-$(nproc)}" --timeout "${TIMEOUT:-3}"

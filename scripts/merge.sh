@@ -10,7 +10,7 @@ fi
 inputs=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do inputs+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-python -m data_generation merge "${inputs[@]}" \
+python -m data_generation merge --input "${inputs[@]}" \
   --output-dir "${OUT:-data/out/merged}" \
   --mbpp-path "${MBPP_PATH:-google-research-datasets/mbpp}" \
   --validation-size "${VALIDATION_SIZE:-0.02}" \

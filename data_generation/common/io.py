@@ -183,7 +183,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
 
 
 def iter_input_rows(
-    spec: str | os.PathLike, *, split: str | None = "train", revision: str | None = None, config: str | None = None
+    spec: str | os.PathLike,
+    *,
+    split: str | None = "train",
+    revision: str | None = None,
+    config: str | None = None,
+    offline_hint: str = "download the dataset files and pass a local path",
 ) -> Iterator[tuple[str | int, Any]]:
     """Rows from a local file / `save_to_disk` folder, or from the Hugging Face hub (dataset `config`,
     one `split`, or every split when `split` is None, each row labelled with its split).
@@ -197,11 +202,11 @@ def iter_input_rows(
         return
     if not path.exists() and not HUB_ID.match(str(spec)):
         raise DataError(str(spec), None, "no such file, and not a Hugging Face hub id (owner/name)")
-    yield from _iter_hub_rows(str(spec), split=split, revision=revision, config=config)
+    yield from _iter_hub_rows(str(spec), split=split, revision=revision, config=config, hint=offline_hint)
 
 
 def _iter_hub_rows(
-    spec: str, *, split: str | None, revision: str | None, config: str | None
+    spec: str, *, split: str | None, revision: str | None, config: str | None, hint: str
 ) -> Iterator[tuple[str, Any]]:
     import datasets
 
@@ -211,8 +216,7 @@ def _iter_hub_rows(
         raise DataError(
             spec,
             None,
-            f"could not load from the Hugging Face hub or folder: {exc}. "
-            "Offline? Download the dataset files and pass a local path.",
+            f"could not load from the Hugging Face hub or folder: {exc}; offline? {hint}",
         ) from None
     parts = loaded.items() if split is None else [("", loaded)]
     for name, part in parts:

@@ -228,7 +228,14 @@ def merge(cfg: MergeConfig) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = MergeConfig(inputs=[], output_dir="")
-    p.add_argument("inputs", nargs="+", help="source outputs (.jsonl, .json, .parquet or save_to_disk folders)")
+    p.add_argument(
+        "--input",
+        dest="inputs",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="source outputs (.jsonl, .json, .parquet or save_to_disk folders)",
+    )
     p.add_argument("--output-dir", required=True, help="folder for the dataset, manifest.json and report.md")
     p.add_argument("--no-near-dup", dest="near_dup", action="store_false", help="skip MinHash near-dup removal")
     p.add_argument("--near-dup-threshold", type=float, default=d.near_dup_threshold, help="Jaccard on word shingles")

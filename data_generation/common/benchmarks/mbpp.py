@@ -54,7 +54,8 @@ def load_mbpp(spec: str | os.PathLike = MBPP_HUB_ID, *, split: str = "test", san
         rows = [(where, row) for where, row in iter_rows(path)]
         source = str(path)
     else:
-        rows = list(iter_input_rows(str(spec), split=None, config=SANITIZED if sanitized else "full"))
+        config, hint = SANITIZED if sanitized else "full", "pass the local mbpp.jsonl or sanitized-mbpp.json"
+        rows = list(iter_input_rows(str(spec), split=None, config=config, offline_hint=hint))
         source = f"hub:{spec}"
     problems = []
     for where, row in rows:

@@ -107,7 +107,7 @@ def test_refuses_to_clobber_and_bad_input_leaves_nothing(sources, tmp_path, mbpp
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    args = ["merge", str(sources[0]), "--output-dir", str(out), "--mbpp-path", str(mbpp_full)]
+    args = ["merge", "--input", str(sources[0]), "--output-dir", str(out), "--mbpp-path", str(mbpp_full)]
     assert main(args) == 2 and (out / "keep.txt").read_text() == "mine"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"\n')
@@ -118,6 +118,7 @@ def test_refuses_to_clobber_and_bad_input_leaves_nothing(sources, tmp_path, mbpp
             "-m",
             "data_generation",
             "merge",
+            "--input",
             str(sources[0]),
             str(bad),
             "--output-dir",

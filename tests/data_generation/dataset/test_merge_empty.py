@@ -29,7 +29,7 @@ ROWS = [
 
 
 def merge_args(out: Path, *inputs: Path) -> list[str]:
-    return ["merge", *map(str, inputs), "--output-dir", str(out), "--decontaminate", "", "--no-near-dup"]
+    return ["merge", "--input", *map(str, inputs), "--output-dir", str(out), "--decontaminate", "", "--no-near-dup"]
 
 
 @pytest.fixture()

@@ -54,7 +54,10 @@ ROWS = [
 def test_fixture_end_to_end(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(src, ROWS)
-    assert main(["near-dedup", str(src), str(out), "--method", "rouge-l", "--threshold", "0.7"]) == 0
+    assert (
+        main(["near-dedup", "--input", str(src), "--output", str(out), "--method", "rouge-l", "--threshold", "0.7"])
+        == 0
+    )
     kept = [r["instruction"] for r in read_lines(out)]
     assert kept == [ROWS[i]["instruction"] for i in (0, 1, 6)]
     decisions = read_lines(tmp_path / "out.jsonl.decisions.jsonl")
@@ -87,8 +90,23 @@ def test_field_instruction_plus_input_and_other_formats(tmp_path):
     src = tmp_path / "in.json"  # Alpaca list in; Alpaca list and parquet out
     src.write_text(json.dumps(ROWS, indent=2), encoding="utf-8")
     out, pq = tmp_path / "out.json", tmp_path / "out.parquet"
-    assert main(["near-dedup", str(src), str(out), "--threshold", "0.75"]) == 0
-    assert main(["near-dedup", str(src), str(pq), "--field", "instruction+input", "--threshold", "0.75"]) == 0
+    assert main(["near-dedup", "--input", str(src), "--output", str(out), "--threshold", "0.75"]) == 0
+    assert (
+        main(
+            [
+                "near-dedup",
+                "--input",
+                str(src),
+                "--output",
+                str(pq),
+                "--field",
+                "instruction+input",
+                "--threshold",
+                "0.75",
+            ]
+        )
+        == 0
+    )
     by_instruction = json.loads(out.read_text())
     assert set(by_instruction[0]) == {"instruction", "input", "output"}  # the seeds' Alpaca form
     assert [r["output"] for r in by_instruction] == [ROWS[i]["output"] for i in (0, 1, 6)]
@@ -111,7 +129,7 @@ def test_field_instruction_plus_input_and_other_formats(tmp_path):
 def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, capsys, content, where):
     src, out = tmp_path / "bad.jsonl", tmp_path / "out.jsonl"
     src.write_bytes(content.encode("utf-8") if "\xff" not in content else content.encode("latin-1"))
-    assert main(["near-dedup", str(src), str(out)]) == 2
+    assert main(["near-dedup", "--input", str(src), "--output", str(out)]) == 2
     assert f"bad.jsonl{where}" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # no partial output, no temp files
 
@@ -119,13 +137,13 @@ def test_bad_input_exits_2_with_file_and_line_and_writes_nothing(tmp_path, capsy
 def test_bad_arguments(tmp_path):
     src = tmp_path / "in.jsonl"
     write_jsonl(src, ROWS)
-    assert main(["near-dedup", str(tmp_path / "missing.jsonl"), str(tmp_path / "o.jsonl")]) == 2
+    assert main(["near-dedup", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o.jsonl")]) == 2
     for argv in (["--threshold", "1.5"], ["--method", "minhash"], ["--field", "title"]):
         with pytest.raises(SystemExit) as exc:
-            main(["near-dedup", str(src), str(tmp_path / "o.jsonl"), *argv])
+            main(["near-dedup", "--input", str(src), "--output", str(tmp_path / "o.jsonl"), *argv])
         assert exc.value.code == 2
     with pytest.raises(SystemExit):
-        main(["near-dedup", str(src), str(tmp_path / "o.csv")])
+        main(["near-dedup", "--input", str(src), "--output", str(tmp_path / "o.csv")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
@@ -133,7 +151,18 @@ def test_real_code_alpaca_file(tmp_path, code_alpaca_2k):
     """The real 2k sample through `python -m`: CodeAlpaca was itself filtered at ROUGE-L 0.7, so
     nothing goes, and rows scoring *exactly* 0.7 stay; spot-checked against rouge_score."""
     out = tmp_path / "kept.jsonl"
-    cmd = [sys.executable, "-m", "data_generation", "near-dedup", str(code_alpaca_2k), str(out), "--threshold", "0.7"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "data_generation",
+        "near-dedup",
+        "--input",
+        str(code_alpaca_2k),
+        "--output",
+        str(out),
+        "--threshold",
+        "0.7",
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     manifest = json.loads((tmp_path / "kept.jsonl.manifest.json").read_text())
     assert manifest["counts"] == {

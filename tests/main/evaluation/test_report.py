@@ -67,9 +67,9 @@ def test_curve_is_the_unbiased_estimate_for_every_k() -> None:
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = make_run(tmp_path / "r", "m", {"t": (1, 1)})
-    assert report_command.main([str(run), "--output-dir", str(tmp_path / "o")]) == 0
+    assert report_command.main(["--input", str(run), "--output-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "report.md").exists()
-    assert report_command.main([str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")]) == 2
+    assert report_command.main(["--input", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
 
 
