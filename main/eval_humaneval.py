@@ -1,7 +1,7 @@
 """Evaluate HumanEval samples in the sandbox: `python -m main.evaluate --benchmark humaneval`.
 
     python -m main.eval_humaneval --input SAMPLES.jsonl --output-dir DIR [--n-workers N] [--timeout S] \\
-        [--problem-file F]
+        [--humaneval-path F]
 
 Exit codes: 0 ok; 2 bad input (malformed samples, unknown task ids, missing samples); 1 anything else.
 """

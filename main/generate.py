@@ -35,7 +35,7 @@ from data_generation.common.defaults import PRECISIONS
 from data_generation.common.io import DataError
 from main.sampling.backends import make_backend
 from main.sampling.config import BackendConfig, GenerateConfig
-from main.sampling.lineage import choose_style, load_tokenizer, resolve_model
+from main.sampling.lineage import choose_style, load_tokenizer, model_info
 from main.sampling.meta import prepare, record_complete, run_fingerprint, select_problems
 from main.sampling.run import barrier, close_process_group, dist_rank, run_shard
 from main.sampling.shards import IncompleteSamples, merge_shards
@@ -81,10 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_decoding_arguments(p: argparse.ArgumentParser, d: GenerateConfig) -> None:
     g = p.add_argument_group("decoding")
-    # `--n` alone breaks under torchrun, whose parser takes it for an abbreviation of its --nnodes/--nproc...
+    # not `--n`: torchrun's parser would take it for an abbreviation of its --nnodes/--nproc...
     g.add_argument(
         "--num-samples",
-        "--n",
         dest="n",
         type=int,
         default=d.n,
@@ -166,7 +165,7 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
 def run(config: GenerateConfig, rank: int, world: int) -> int:
     bench = get_benchmark(config.benchmark)
     problems, dataset = select_problems(config, bench)
-    model = resolve_model(config)
+    model = model_info(config)
     tokenizer = load_tokenizer(config, model)
     style, reason = choose_style(config, tokenizer, model.training)
     log.info("%s: prompt style %s (%s)", model.run_name, style.name, reason)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from data_generation.common.command import run_command, setup_logging
 from data_generation.common.defaults import PRECISIONS
+from data_generation.common.io import atomic_dir
 from data_generation.common.models import (
     TRAINING_INFO_FILE,
     read_training_info,
@@ -49,9 +48,7 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
     tokenizer_source = adapter if (adapter / "tokenizer_config.json").is_file() else base_path
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
     output = Path(output)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(output) as tmp:
         merged.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         info = {"adapter": str(adapter), "base": str(base), "base_path": str(base_path), "dtype": dtype, **summary}
@@ -64,11 +61,6 @@ def merge_lora(adapter: Path, output: Path, base: str | None = None, dtype: str 
                 "weights_sha256": folder_sha256(tmp, exclude=(TRAINING_INFO_FILE,)),
             }
             (tmp / TRAINING_INFO_FILE).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("merged %s into %s -> %s", adapter, base, output)
     return output
 

@@ -31,7 +31,7 @@ from main.flow.plan import (
     Plan,
     eval_stage,
     merge_stage,
-    resolve_model,
+    resolve_base_model,
     run_names,
     sample_stage,
     source_stage,
@@ -55,7 +55,7 @@ def setup(argv: list[str] | None = None) -> Plan:
     args = parser.parse_args(argv)
     config = load_pipeline_config(args.config, args.overrides)
     out = Path(config.output_dir)
-    label, identity = resolve_model(config.model)
+    label, identity = resolve_base_model(config.model)
     train = train_settings(config, out)
     train["run_name"] = run_names(label, config.name, train["mode"])["tuned"]
     return Plan(config, out, label, identity, train)

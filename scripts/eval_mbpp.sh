@@ -5,7 +5,7 @@
 #   SANITIZED=1 MBPP_PATH=../shared/data/mbpp/sanitized-mbpp.json bash scripts/eval_mbpp.sh
 #   MODEL=path/or/hub-id N=200 TEMPERATURE=0.8 NPROC=4 STYLE=3shot bash scripts/eval_mbpp.sh
 # MBPP_PATH: mbpp.jsonl, sanitized-mbpp.json, a save_to_disk folder or the hub id (needs network).
-# Options after the script name go to main.generate (e.g. --limit 10 --mbpp-split test).
+# Options after the script name go to main.generate (e.g. --limit 10 --split test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="${MODEL:-embedded}"

@@ -21,4 +21,4 @@ python -m main.pipeline --config scripts/configs/codecapybara.yaml "${common[@]}
 python -m main.pipeline --config scripts/configs/codecapybara.yaml "${common[@]}" \
     "output_dir=$OUT/full" "name=codecapybara-full" "train.preset=scripts/configs/codealpaca_full.yaml" \
     "train.save_every=200" "evaluate.runs=[tuned]" "$@"
-python -m scripts.seeds_table "$OUT/lora" "$OUT/full"
+python -m scripts.seeds_table --input "$OUT/lora" "$OUT/full"

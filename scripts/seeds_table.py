@@ -83,7 +83,15 @@ def data_table(out_dirs: list[Path]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.seeds_table", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dirs", nargs="+", type=Path, help="pipeline output folders (output_dir)")
+    parser.add_argument(
+        "--input",
+        dest="out_dirs",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="OUT_DIR",
+        help="pipeline output folders (output_dir)",
+    )
     args = parser.parse_args(argv)
     try:
         runs = our_runs(args.out_dirs)

@@ -250,6 +250,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to fill; when the block succeeds it becomes `path`, and on
+    an error it is removed, so no reader ever sees a half-written folder. An existing `path` is swapped
+    out (`replace`), or kept and ours discarded (not `replace`: another process finished the same work)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700; the folder should get what mkdir would give
+    try:
+        yield tmp
+        if final.exists() and not replace:
+            return
+        if final.exists():
+            stale = final.with_name(f"{tmp.name}.old")
+            os.replace(final, stale)  # aside first: the swap leaves no moment without a whole folder
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if replace or not final.exists():
+                raise  # else a concurrent writer's finished folder took the place first: keep it
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write `text` so that readers see the old file or the whole new one, never a half file."""
     with atomic_path(path) as tmp:
@@ -300,20 +326,12 @@ def write_hf_dataset(splits: dict[str, list[Record]], path: str | os.PathLike) -
     import datasets
 
     datasets.disable_progress_bars()  # a sub-second save; the bars only clutter CLI logs
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        features = datasets.Features({f.name: datasets.Value("string") for f in _arrow_schema()})
-        dd = datasets.DatasetDict(
-            {name: datasets.Dataset.from_list(_arrow_rows(recs), features=features) for name, recs in splits.items()}
-        )
-        dd.save_to_disk(str(tmp / "ds"))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp / "ds", final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    features = datasets.Features({f.name: datasets.Value("string") for f in _arrow_schema()})
+    dd = datasets.DatasetDict(
+        {name: datasets.Dataset.from_list(_arrow_rows(recs), features=features) for name, recs in splits.items()}
+    )
+    with atomic_dir(path) as tmp:
+        dd.save_to_disk(str(tmp))
 
 
 WRITERS = {".jsonl": write_jsonl, ".json": write_alpaca_json, ".parquet": write_parquet}

@@ -16,15 +16,14 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data_generation.common.defaults import PRECISIONS
+from data_generation.common.io import atomic_dir
 from data_generation.common.paths import DATA_DIR
-from data_generation.common.provenance import file_sha256
+from data_generation.common.provenance import file_sha256, package_versions
 
 if TYPE_CHECKING:  # torch is imported lazily: resolving a model folder must not pay for it
     import torch
@@ -244,11 +243,10 @@ def convert_gguf(gguf: Path, target: Path, provenance: dict[str, Any], *, replac
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir()
-    try:
-        log.info("converting %s to %s (once; about 20 s)", gguf, target)
+    log.info("converting %s to %s (once; about 20 s)", gguf, target)
+    # The provenance file is written last; a target that appeared meanwhile (a concurrent conversion)
+    # is kept unless `replace` (an outdated conversion).
+    with atomic_dir(target, replace=replace) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # Copy into a model built from a config without `quantization_config`, so the saved folder
@@ -263,27 +261,9 @@ def convert_gguf(gguf: Path, target: Path, provenance: dict[str, Any], *, replac
         tokenizer.save_pretrained(tmp)
         provenance = {
             **provenance,
-            "transformers": importlib.metadata.version("transformers"),
+            "transformers": package_versions(("transformers",))["transformers"],
             "converted_seconds": round(time.perf_counter() - started, 1),
         }
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-        _move_into_place(tmp, target, replace)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted %s in %.1f s", target, time.perf_counter() - started)
     return target
-
-
-def _move_into_place(tmp: Path, target: Path, replace: bool) -> None:
-    if target.exists():
-        if not replace:
-            log.info("%s appeared during the conversion (another process); keeping it", target)
-            return
-        stale = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        if read_provenance(target) is None:  # not a concurrent conversion's finished folder
-            raise

@@ -25,9 +25,7 @@ from data_generation.common.benchmarks import BENCHMARKS, get_benchmark
 from data_generation.common.benchmarks.base import DataChoice
 from data_generation.dataset.normalise import Vocab, ngram_hashes, phrase, words
 
-# Not every registered benchmark: HumanEval+ repeats HumanEval's statements, and a statement n-gram
-# two problems share is dropped as generic phrasing, so checking both would blind the statement rule.
-DEFAULT_DECONTAMINATE = ("humaneval", "mbpp")
+DEFAULT_DECONTAMINATE = tuple(name for name, bench in BENCHMARKS.items() if bench.decontaminate_by_default)
 # A few shared windows of a short solution are an idiom (a bubble sort inside MBPP/101), not a copy.
 MIN_SHARED_CODE_NGRAMS = 6
 

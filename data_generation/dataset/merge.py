@@ -14,13 +14,12 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from data_generation.common.benchmarks import BENCHMARKS
-from data_generation.common.benchmarks.mbpp import MBPP_HUB_ID
 from data_generation.common.defaults import DEFAULT_SEED
 from data_generation.common.io import DataError
 from data_generation.common.provenance import fingerprint, package_versions
@@ -51,7 +50,7 @@ class MergeConfig:
     ngram: int = 10
     substring_min_words: int = 8
     code_coverage: float = 0.5
-    mbpp_path: str = MBPP_HUB_ID
+    benchmark_paths: dict[str, str] = field(default_factory=dict)  # name -> file or hub id; else its default
     seed: int = DEFAULT_SEED
     validation_size: float = 0.0
     formats: tuple[str, ...] = ("json", "jsonl")
@@ -59,8 +58,8 @@ class MergeConfig:
 
     @property
     def benchmark_sources(self) -> dict[str, str]:
-        """Benchmark data the config names (MBPP's file); the other benchmarks use their defaults."""
-        return {"mbpp": self.mbpp_path}
+        """Benchmark data the config names; the other benchmarks use their defaults."""
+        return dict(self.benchmark_paths)
 
 
 def _exact_dedup(records: list[Record], ledger: Ledger) -> list[Record]:
@@ -259,7 +258,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.code_coverage,
         help="fraction of a problem's solution/test n-grams a record must share to count",
     )
-    p.add_argument("--mbpp-path", default=d.mbpp_path, help="local mbpp.jsonl or hub id")
+    for bench in BENCHMARKS.values():  # the same data options generate and evaluate take
+        p.add_argument(bench.path_flag, dest=f"path_{bench.name}", metavar="PATH", help=bench.path_help)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--validation-size", type=float, default=d.validation_size, help="fraction (<1) or count")
     p.add_argument("--formats", default=",".join(d.formats), help=f"comma list of {','.join(FORMATS)}")
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         ngram=args.ngram,
         substring_min_words=args.substring_min_words,
         code_coverage=args.code_coverage,
-        mbpp_path=args.mbpp_path,
+        benchmark_paths={n: getattr(args, f"path_{n}") for n in BENCHMARKS if getattr(args, f"path_{n}", None)},
         seed=args.seed,
         validation_size=args.validation_size,
         formats=tuple(x for x in args.formats.split(",") if x),

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_generation.common.io import (
     DataError,
+    atomic_dir,
     read_records,
     write_alpaca_json,
     write_hf_dataset,
@@ -108,16 +107,9 @@ def publish(
 ) -> None:
     """Write the dataset in `formats`, drops.jsonl, manifest.json and report.md into a temporary
     sibling of `out`, then rename it into place: a failed run leaves no partial dataset behind."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         _write_splits(formats, splits, tmp)
         with open(tmp / "drops.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in ledger.drops)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_report(manifest, tmp / "report.md")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

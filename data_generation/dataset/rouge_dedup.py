@@ -4,7 +4,7 @@ Rows are read in file order from any dataset file the repo reads (.json Alpaca l
 .parquet, a `save_to_disk` folder); a row is kept iff its text (`--field`, default the
 instruction) scores <= `--threshold` against every row kept before it, so the first occurrence
 always stays. Methods are registered in `METHODS`; `rouge-l` is self-instruct's filter (ROUGE-L
-F-measure exactly as `rouge_score` computes it, see `data_generation.dataset.rouge`).
+F-measure exactly as `rouge_score` computes it, see `data_generation.common.rouge`).
 
 Outputs, each written to a temporary sibling and renamed into place:
 - OUT: the kept records (.jsonl full records, .json Alpaca list, .parquet), by extension;
@@ -35,7 +35,7 @@ from data_generation.common.io import (
 )
 from data_generation.common.provenance import file_sha256, fingerprint, package_versions
 from data_generation.common.record import Record
-from data_generation.dataset.rouge import RougeLFilter
+from data_generation.common.rouge import RougeLFilter
 
 log = logging.getLogger(__name__)
 

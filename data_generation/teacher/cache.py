@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from data_generation.common.io import write_text_atomic
 from data_generation.teacher.base import Completion, Request
 
 log = logging.getLogger(__name__)
@@ -72,15 +71,7 @@ class ResponseCache:
             "completion": completion.to_json(),
         }
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, json.dumps(entry, ensure_ascii=False))
         return path
 
     def __len__(self) -> int:

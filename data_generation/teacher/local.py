@@ -30,7 +30,7 @@ from data_generation.common.models import (
     DEFAULT_CACHE_DIR,
     DEFAULT_MODEL,
     model_label,
-    resolve_model,
+    resolve_model_spec,
     torch_device,
     torch_dtype,
 )
@@ -70,7 +70,7 @@ class _Job:
 class LocalTeacher:
     """In-process teacher running a local or hub causal LM (see the module docstring).
 
-    `model`: a model folder or hub id, resolved by `data_generation.common.models.resolve_model` (the
+    `model`: a model folder, hub id or "embedded", resolved by `common.models.resolve_model_spec` (the
     default model converted from its GGUF lives under `models_dir`); `name`: what cache keys and
     `Completion.model` say (default: `model` as given, marked when it is the converted GGUF, see
     `models.model_label`). Responses are cached in `cache_dir` (a
@@ -101,7 +101,7 @@ class LocalTeacher:
             raise ValueError("batch_size must be >= 1")
         if threads:
             torch.set_num_threads(threads)
-        self.path = resolve_model(model, Path(models_dir))
+        self.path = resolve_model_spec(model, Path(models_dir))  # a folder, a hub id or "embedded"
         self.model = name or model_label(model, self.path)
         self.device = torch_device(device)
         self.dtype = torch_dtype(dtype, self.device)

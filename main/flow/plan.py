@@ -30,7 +30,7 @@ class Plan:
         return self.train["mode"] != "full"
 
 
-def resolve_model(model: str) -> tuple[str, dict[str, Any]]:
+def resolve_base_model(model: str) -> tuple[str, dict[str, Any]]:
     """The base model's one name and its weights' fingerprint; resolving it now fails early on a model
     that cannot be loaded."""
     from data_generation.common.models import (
@@ -95,7 +95,8 @@ def source_stage(plan: Plan, name: str) -> Stage:
 def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
     merge = plan.config.merge
     dataset = plan.out / "dataset"
-    mbpp = str(pick_input(merge.mbpp_path))
+    sources = benchmark_sources(plan)
+    data = [arg for name, source in sources.items() for arg in (BENCHMARKS[name].path_flag, source)]
     command = python_module(
         "data_generation",
         "merge",
@@ -103,8 +104,7 @@ def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
         *map(str, inputs),
         "--output-dir",
         str(dataset),
-        "--mbpp-path",
-        mbpp,
+        *data,
         "--validation-size",
         str(merge.validation_size),
         "--formats",
@@ -116,7 +116,7 @@ def merge_stage(plan: Plan, inputs: list[Path]) -> Stage:
     return Stage(
         "merge",
         command,
-        inputs=[*inputs, *([Path(mbpp)] if Path(mbpp).exists() else [])],
+        inputs=[*inputs, *(Path(s) for s in sources.values() if Path(s).exists())],
         outputs=files,
         clean=[dataset],
     )
@@ -210,7 +210,7 @@ def sample_stage(plan: Plan, run: str, benchmark: str) -> Stage:
     args += ["--limit", str(ev.limit)] if ev.limit else []
     args += ["--threads", str(ev.threads)] if ev.threads else []
     source = benchmark_sources(plan).get(benchmark)
-    args += [BENCHMARKS[benchmark].path_flags[0], source] if source else []
+    args += [BENCHMARKS[benchmark].path_flag, source] if source else []
     inputs = [plan.out / "train" / "final"] if run == "tuned" else []
     inputs += [Path(source)] if source and Path(source).exists() else []
     side = [samples.with_name(samples.name + ".meta.json"), samples.with_name(samples.name + ".shards")]

@@ -116,69 +116,9 @@ def build_provenance(
     runs: list[tuple[str, dict[str, Any]]],
     seconds: float,
 ) -> dict[str, Any]:
-    dataset = plan.out / "dataset"
     outputs = _stage_outputs(plan)
-    data = {
-        "manifest": str(dataset / "manifest.json"),
-        "manifest_sha256": file_sha256(str(dataset / "manifest.json")),
-        "config_fingerprint": manifest["config_fingerprint"],
-        "train": {"path": str(dataset / "train.jsonl"), "sha256": file_sha256(str(dataset / "train.jsonl"))},
-        "validation": {
-            "path": str(dataset / "validation.jsonl"),
-            "sha256": file_sha256(str(dataset / "validation.jsonl")),
-        },
-        "inputs": [{"path": i["path"], "sha256": i["sha256"], "rows": i["rows"]} for i in manifest["inputs"]],
-        "counts": manifest["counts"],
-    }
-    final = plan.out / "train" / "final"
-    train = {
-        "config": str(plan.out / "train.yaml"),
-        "config_fingerprint": training["config_fingerprint"],
-        "data_fingerprint": training["data_fingerprint"],
-        "train_data": training["train_data"],
-        "prompt_format": training["prompt_format"],
-        "base_model": training["base_model"],
-        "mode": training["mode"],
-        "val_loss": training["val_loss"],
-        "weights": str(final),
-        "weights_sha256": training["weights_sha256"],
-    }
+    data = _dataset_record(plan, manifest)
     evaluations = [_evaluation(name, m, outputs) for name, m in runs]
-    tuned = [e for e in evaluations if e["run"] == "tuned"]
-    base = [e for e in evaluations if e["run"] == "base"]
-    checks = {
-        "the training data is this merge's train split": training["train_data"].get("sha256")
-        == data["train"]["sha256"],
-        "the training data's manifest is this merge's manifest": training["train_data"]
-        .get("manifest", {})
-        .get("sha256")
-        == data["manifest_sha256"],
-        "every source the merge read is a source output of this run": {i["sha256"] for i in data["inputs"]}
-        <= set(outputs.values()),
-        "the weights were trained with this pipeline's training config": training["config_fingerprint"]
-        == fingerprint(make_config(plan.train).to_dict()),
-        "the weights were tuned from this pipeline's base model": training["base_model"] == plan.model_label,
-        # None: not applicable (no run of that kind was evaluated)
-        "the tuned runs sampled, hashed afresh, the weights this training wrote": all(
-            e["weights_sha256"] == training["weights_sha256"] for e in tuned
-        )
-        if tuned
-        else None,
-        "the tuned and base runs name the same base checkpoint": len(
-            {e["base_checkpoint"] for e in evaluations} | {plan.model_label}
-        )
-        == 1
-        if evaluations
-        else None,
-        "the base runs sampled this pipeline's base model": all(
-            e["model"] == plan.model_label and not e["adapter"] for e in base
-        )
-        if base
-        else None,
-        "every metrics file evaluated the samples this run generated": all(
-            e["samples_sha256_matches"] for e in evaluations
-        ),
-    }
     return {
         "pipeline": {
             "name": plan.config.name,
@@ -192,10 +132,73 @@ def build_provenance(
         },
         "sources": plan.sources,
         "dataset": data,
-        "training": train,
+        "training": _training_record(plan, training),
         "evaluations": evaluations,
         "stages": describe(plan.results),
-        "checks": checks,
+        "checks": _lineage_checks(plan, data, training, evaluations, outputs),
+    }
+
+
+def _dataset_record(plan: Plan, manifest: dict[str, Any]) -> dict[str, Any]:
+    dataset = plan.out / "dataset"
+
+    def hashed(name: str) -> dict[str, str]:
+        return {"path": str(dataset / name), "sha256": file_sha256(str(dataset / name))}
+
+    return {
+        "manifest": str(dataset / "manifest.json"),
+        "manifest_sha256": file_sha256(str(dataset / "manifest.json")),
+        "config_fingerprint": manifest["config_fingerprint"],
+        "train": hashed("train.jsonl"),
+        "validation": hashed("validation.jsonl"),
+        "inputs": [{"path": i["path"], "sha256": i["sha256"], "rows": i["rows"]} for i in manifest["inputs"]],
+        "counts": manifest["counts"],
+    }
+
+
+def _training_record(plan: Plan, training: dict[str, Any]) -> dict[str, Any]:
+    keys = ("config_fingerprint", "data_fingerprint", "train_data", "prompt_format", "base_model", "mode", "val_loss")
+    return {
+        "config": str(plan.out / "train.yaml"),
+        **{key: training[key] for key in keys},
+        "weights": str(plan.out / "train" / "final"),
+        "weights_sha256": training["weights_sha256"],
+    }
+
+
+def _lineage_checks(
+    plan: Plan,
+    data: dict[str, Any],
+    training: dict[str, Any],
+    evaluations: list[dict[str, Any]],
+    outputs: dict[str, str],
+) -> dict[str, bool | None]:
+    """Each link of the chain sources -> dataset -> weights -> samples -> metrics, checked by hash; None
+    where a link does not apply (no run of that kind was evaluated)."""
+    tuned = [e for e in evaluations if e["run"] == "tuned"]
+    base = [e for e in evaluations if e["run"] == "base"]
+    trained_on = training["train_data"]
+    return {
+        "the training data is this merge's train split": trained_on.get("sha256") == data["train"]["sha256"],
+        "the training data's manifest is this merge's manifest": trained_on.get("manifest", {}).get("sha256")
+        == data["manifest_sha256"],
+        "every source the merge read is a source output of this run": {i["sha256"] for i in data["inputs"]}
+        <= set(outputs.values()),
+        "the weights were trained with this pipeline's training config": training["config_fingerprint"]
+        == fingerprint(make_config(plan.train).to_dict()),
+        "the weights were tuned from this pipeline's base model": training["base_model"] == plan.model_label,
+        "the tuned runs sampled, hashed afresh, the weights this training wrote": (
+            all(e["weights_sha256"] == training["weights_sha256"] for e in tuned) if tuned else None
+        ),
+        "the tuned and base runs name the same base checkpoint": (
+            len({e["base_checkpoint"] for e in evaluations} | {plan.model_label}) == 1 if evaluations else None
+        ),
+        "the base runs sampled this pipeline's base model": (
+            all(e["model"] == plan.model_label and not e["adapter"] for e in base) if base else None
+        ),
+        "every metrics file evaluated the samples this run generated": all(
+            e["samples_sha256_matches"] for e in evaluations
+        ),
     }
 
 

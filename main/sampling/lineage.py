@@ -1,5 +1,5 @@
 """What `main.generate` samples, under one name, and how it asks: the model's identity and lineage
-(`resolve_model`) and the prompt style (`choose_style`).
+(`model_info`) and the prompt style (`choose_style`).
 
 One name per model (`data_generation.common.models.model_label`), whatever path it was given by; what it was
 tuned from (`tuned_from`); the training lineage recorded beside an adapter or a trained model
@@ -60,7 +60,7 @@ def training_summary(training: dict[str, Any] | None, weights_sha256: str | None
     return summary
 
 
-def resolve_model(config: GenerateConfig) -> ModelInfo:
+def model_info(config: GenerateConfig) -> ModelInfo:
     """The model to sample under its one name, what it was tuned from, and its training lineage."""
     if config.backend.kind == "openai":
         return ModelInfo(config.model, config.model, None, None, None, config.run_name or config.model)

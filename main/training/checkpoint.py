@@ -23,6 +23,9 @@ from typing import Any
 
 import torch
 
+from data_generation.common.io import atomic_dir, atomic_path
+from data_generation.common.models import TRAINING_INFO_FILE, model_label
+from data_generation.common.provenance import dataset_lineage, fingerprint, folder_sha256, package_versions
 from main.training.config import ConfigError, TrainConfig, save_config
 from main.training.engine import Engine, Runtime, barrier
 from main.training.modeling import save_adapter
@@ -137,17 +140,14 @@ def export(engine: Engine, folder: Path, config: TrainConfig, tokenizer: Any | N
     state = engine.gathered_state_dict()
     if not engine.runtime.main:
         return
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if config.mode == "full":
-        engine.module.save_pretrained(str(tmp), state_dict=state)
-    else:
-        save_adapter(engine.module, tmp, state_dict=state)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(tmp))
-    save_config(config, tmp / "training_config.yaml")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_dir(folder) as tmp:
+        if config.mode == "full":
+            engine.module.save_pretrained(str(tmp), state_dict=state)
+        else:
+            save_adapter(engine.module, tmp, state_dict=state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        save_config(config, tmp / "training_config.yaml")
 
 
 def save_final(engine: Engine, tokenizer: Any, folder: Path, config: TrainConfig) -> None:
@@ -168,7 +168,6 @@ def write_run_info(
     model_path: Path,
     prompt_format: str,
 ) -> None:
-    from data_generation.common.models import model_label
 
     info = {
         "model": model_label(config.model, model_path),
@@ -187,7 +186,6 @@ def write_run_info(
 
 
 def _versions() -> dict[str, str]:
-    from data_generation.common.provenance import package_versions
 
     return package_versions(("torch", "transformers", "peft", "bitsandbytes", "deepspeed", "accelerate"))
 
@@ -208,12 +206,6 @@ def write_training_info(
     statistics, validation loss before and after) to the weights (sha256 over the folder's files), so
     a report can name exactly what was evaluated and what it learnt from. Rebuilding the dataset
     changes its sha256 here; nothing points at a folder that may change."""
-    from data_generation.common.models import TRAINING_INFO_FILE, model_label
-    from data_generation.common.provenance import (
-        dataset_lineage,
-        fingerprint,
-        folder_sha256,
-    )
     from main.training.metrics import read_metrics
 
     val = (
@@ -237,7 +229,6 @@ def write_training_info(
         "weights_sha256": folder_sha256(folder, exclude=(TRAINING_INFO_FILE,)),
         "versions": _versions(),
     }
-    from data_generation.common.io import atomic_path
 
     path = folder / TRAINING_INFO_FILE
     with atomic_path(path) as tmp:

@@ -109,7 +109,10 @@ def main() -> None:
         for k, path in enumerate(halves):
             path.write_text("".join(json.dumps(r) + "\n" for r in data[k::2]))
         cfg = MergeConfig(
-            inputs=[str(p) for p in halves], output_dir=f"{tmp}/out", mbpp_path=args.mbpp, formats=("json", "jsonl")
+            inputs=[str(p) for p in halves],
+            output_dir=f"{tmp}/out",
+            benchmark_paths={"mbpp": args.mbpp},
+            formats=("json", "jsonl"),
         )
         t0 = time.perf_counter()
         manifest = merge(cfg)

@@ -27,13 +27,13 @@ import logging
 import os
 import platform
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from data_generation.common.provenance import package_versions
 from main.training.data import TokenizedExample, load_records, prepare_tokenizer, tokenize_records
 from main.training.packing import IGNORE_INDEX, batches, collate_packed, collate_padded, plan_tokens, target_loss_sum
 
@@ -196,7 +196,7 @@ def report(
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "torch": torch.__version__,
-        "transformers": metadata.version("transformers"),
+        "transformers": package_versions(("transformers",))["transformers"],
         "threads": torch.get_num_threads(),
         "model": str(folder),
         "args": vars(args),

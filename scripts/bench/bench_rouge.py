@@ -34,7 +34,7 @@ from rouge_score import rouge_scorer
 
 from data_generation.common.io import atomic_path
 from data_generation.common.provenance import package_versions
-from data_generation.dataset.rouge import RougeLFilter
+from data_generation.common.rouge import RougeLFilter
 
 NOUNS = [
     "invoice",

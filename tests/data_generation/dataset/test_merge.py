@@ -38,7 +38,7 @@ def _merge(sources, out, mbpp, **kw):
     cfg = MergeConfig(
         inputs=[str(p) for p in sources],
         output_dir=str(out),
-        mbpp_path=str(mbpp),
+        benchmark_paths={"mbpp": str(mbpp)},
         formats=("json", "jsonl", "parquet", "hf"),
         **kw,
     )

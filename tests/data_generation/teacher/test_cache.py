@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 
 import pytest
 
-from data_generation.teacher import cache as cache_mod
 from data_generation.teacher.base import Choice, Completion, Decoding, Request
 from data_generation.teacher.cache import ResponseCache
 
@@ -63,10 +63,13 @@ def test_a_crash_while_writing_leaves_no_entry(tmp_path, monkeypatch):
     req = Request(prompt="p")
     key = req.cache_key("m")
 
-    def explode(*args, **kwargs):
+    real_write = pathlib.Path.write_text
+
+    def explode(self, text, *args, **kwargs):
+        real_write(self, text[: len(text) // 2], *args, **kwargs)
         raise KeyboardInterrupt  # stands for a kill in the middle of the write
 
-    monkeypatch.setattr(cache_mod.json, "dump", explode)
+    monkeypatch.setattr(pathlib.Path, "write_text", explode)
     with pytest.raises(KeyboardInterrupt):
         cache.put(key, req, COMPLETION, model="m")
     assert cache.get(key) is None

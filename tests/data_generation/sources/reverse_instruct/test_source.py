@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from data_generation.cli import main
-from data_generation.dataset.rouge import rouge_l
+from data_generation.common.rouge import rouge_l
 from data_generation.sources.reverse_instruct.harvest import harvest_paths
 from data_generation.sources.reverse_instruct.program_check import available_toolchains
 from data_generation.teacher.loopback import LoopbackServer

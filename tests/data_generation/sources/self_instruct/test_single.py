@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from data_generation.cli import main
-from data_generation.dataset.rouge import rouge_l
+from data_generation.common.rouge import rouge_l
 from data_generation.sources.base import SourceStats
 from data_generation.sources.self_instruct import tasks as si
 from data_generation.sources.self_instruct.config import SelfInstructConfig

@@ -23,7 +23,7 @@ import pytest
 
 from data_generation.cli import main
 from data_generation.common.io import DataError
-from data_generation.dataset.rouge import rouge_l
+from data_generation.common.rouge import rouge_l
 from data_generation.sources.parsing import parse_numbered_tasks
 from data_generation.sources.self_instruct import tasks as si
 from data_generation.teacher.loopback import LoopbackServer

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
-from data_generation.dataset.rouge import (
+from data_generation.common.rouge import (
     Decision,
     RougeLFilter,
     fmeasure,
@@ -258,8 +258,8 @@ def test_random_pools_against_the_reference(seed):
 def test_every_code_path_against_the_reference(monkeypatch, max_table, int_rows):
     """Main index rebuilt mid-run; F by lookup table or arithmetic; multi-word rows as numpy words
     (many 65-200 token texts of one width) or as Python ints."""
-    import data_generation.dataset.rouge as rouge
-    import data_generation.dataset.rouge_index as rouge_index
+    import data_generation.common.rouge as rouge
+    import data_generation.common.rouge_index as rouge_index
 
     monkeypatch.setattr(rouge, "_REBUILD_EVERY", 16)  # exercise main + recent index with few texts
     monkeypatch.setattr(rouge, "_MAX_TABLE", max_table)  # 0: F by arithmetic instead of the lookup table

@@ -30,7 +30,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from data_generation.dataset.rouge_index import (
+from data_generation.common.rouge_index import (
     LcsIndex,
     build_index,
     lcs_with_masks,

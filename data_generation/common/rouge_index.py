@@ -1,6 +1,6 @@
 """Bit-parallel LCS of one token sequence against many indexed sequences at once (numpy).
 
-For `data_generation.dataset.rouge`. Each indexed sequence j has a bit vector V_j over its positions
+For `data_generation.common.rouge`. Each indexed sequence j has a bit vector V_j over its positions
 (all ones at first); one step per token t of the query applies, to every j at once, the
 Allison-Dix / Hyyroe update
 
