@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from data_generation.common.sampling import SamplingSettings
 from data_generation.teacher.base import Decoding, Request
-from main.sampling.backends import Generation, Row
+from main.sampling.rows import Generation, Row
 
 log = logging.getLogger(__name__)
 OPENAI_MAX_STOPS = 4  # the OpenAI API rejects more; the text is cut again with every stop afterwards

@@ -15,9 +15,9 @@ from typing import Any, Iterator, Sequence
 
 from data_generation.common.benchmarks.base import Problem, PromptStyle
 from data_generation.common.sampling import SamplingSettings, derive_seed
-from main.sampling.backends import Backend, Row
 from main.sampling.config import GenerateConfig
 from main.sampling.extract import extract_completion
+from main.sampling.rows import Backend, Row
 from main.sampling.shards import ShardWriter, finished_samples, shard_dir
 
 

@@ -27,7 +27,7 @@ from data_generation.common.sampling import (
     compact_decode,
     prefill,
 )
-from main.sampling.backends import Generation, Row, finish_reason, require
+from main.sampling.rows import Generation, Row, finish_reason, require
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from data_generation.common.models import dtype_name, resolve_model_spec
 from data_generation.common.prompts import encode_prompt
 from data_generation.common.sampling import SamplingSettings
-from main.sampling.backends import Generation, Row, finish_reason, require
+from main.sampling.rows import Generation, Row, finish_reason, require
 
 
 class VLLMBackend:

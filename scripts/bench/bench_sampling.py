@@ -34,7 +34,7 @@ from data_generation.common.benchmarks.base import Problem
 from data_generation.common.benchmarks.humaneval import COMPLETION_STOPS, load_humaneval
 from data_generation.common.models import embedded_default_model
 from data_generation.common.sampling import SamplingSettings
-from main.sampling.backends import Row
+from main.sampling.rows import Row
 from main.sampling.run import sample_seed
 from main.sampling.transformers_backend import TransformersBackend
 

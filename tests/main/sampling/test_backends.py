@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from data_generation.common.sampling import SamplingSettings
-from main.sampling.backends import Row, make_backend
+from main.sampling.backends import make_backend
 from main.sampling.openai_backend import OpenAIBackend
+from main.sampling.rows import Row
 from main.sampling.transformers_backend import TransformersBackend
 from main.sampling.vllm_backend import VLLMBackend
 from tests.tiny_models import make_tiny_llama
