@@ -3,14 +3,16 @@
 Source commands share one shape: `python -m data_generation SOURCE [source options] --output FILE`
 writes the records (by extension: .jsonl with provenance, .json Alpaca, .parquet) and a
 `FILE.manifest.json` beside it with the source's config and its read/emitted/rejected counts.
-Exit codes (`data_generation.common.command`): 0 ok, 2 bad input (the message names file and line),
-1 a teacher that kept failing; stopped by Ctrl-C 130, by SIGTERM 143 (an LLM-driven, resumable source
-first records where it stopped).
+Exit codes (`data_generation.common.command`): 0 ok, 2 bad input (the message names file and line)
+or a resume with settings that differ from the run's, 1 a teacher that kept failing, 75 the output is
+in use by another run; stopped by Ctrl-C 130, by SIGTERM 143 (an LLM-driven, resumable source first
+records where it stopped).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -20,10 +22,12 @@ from typing import Any, Callable
 from data_generation.common.command import Terminated, run_command, setup_logging
 from data_generation.common.io import DataError, atomic_path, write_records
 from data_generation.common.journal import Journal
+from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import package_versions
 from data_generation.dataset import merge, rouge_dedup
 from data_generation.sources import SOURCES, Source, SourceStats
 from data_generation.sources.base import ResumableSource
+from data_generation.sources.resume_settings import check_resume_settings
 from data_generation.teacher.base import TeacherError
 
 log = logging.getLogger("data_generation")
@@ -36,16 +40,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 RESUME = "finished steps are kept; re-run the same command to resume"
 
 
-def run_source(source: Source, output: Path) -> SourceStats:
-    """Stream a source into `output` and write its manifest beside it.
-
-    Most sources are quick and rewrite their output atomically. A `ResumableSource` (LLM-driven,
-    hours long) appends to a journal instead and, on a re-run, continues after what it holds.
-    """
+def write_source(source: Source, output: Path) -> SourceStats:
+    """Stream a quick source into `output`, rewritten atomically, and write its manifest beside it."""
     stats = SourceStats()
-    if isinstance(source, ResumableSource):
-        _append_resumable(source, output, stats)
-        return stats
     from tqdm.auto import tqdm
 
     write_records(tqdm(source.records(stats), desc=source.name, unit="record", mininterval=1.0), output)
@@ -80,6 +77,19 @@ def _manifest(
 def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:
     with atomic_path(f"{output}.manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def resume_source(source: ResumableSource, output: Path) -> SourceStats:
+    """Run an LLM-driven, hours-long source: append to the journal at `output`, continuing after what
+    it holds. The caller holds `output`'s lock; this takes the side files' (the rejects file), then
+    refuses changed settings, all before anything is read back or repaired."""
+    stats = SourceStats()
+    with contextlib.ExitStack() as locks:
+        for path in source.side_files():
+            locks.enter_context(output_lock(path))
+        check_resume_settings(source, output)
+        _append_resumable(source, output, stats)
+    return stats
 
 
 def _append_resumable(source: ResumableSource, output: Path, stats: SourceStats) -> None:
@@ -158,7 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _source_command(args: argparse.Namespace) -> int:
-    stats = run_source(SOURCES[args.command].from_args(args), args.output)
+    cls = SOURCES[args.command]
+    if ResumableSource in cls.__mro__:
+        # the lock first: a second run on this output stops before it builds a teacher (a local one
+        # loads a model) or reads anything back
+        with output_lock(args.output):
+            stats = resume_source(cls.from_args(args), args.output)
+    else:
+        stats = write_source(cls.from_args(args), args.output)
     log.info(
         "%s: read %d, wrote %d to %s, rejected %s",
         args.command,

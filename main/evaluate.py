@@ -6,7 +6,10 @@
 The problems are the ones the samples were generated for: the data path, split and subset are the
 command line's, else what the generation run recorded in SAMPLES.meta.json, else the benchmark's
 defaults. `main.eval_humaneval` and `main.eval_mbpp` are this command with the benchmark fixed.
-Exit codes: 0 ok; 2 bad input (malformed samples, unknown task ids, missing samples); 1 anything else.
+Verdicts are kept as they finish: a stopped or killed evaluation, run again with the same inputs,
+evaluates only what is missing. Exit codes: 0 ok; 2 bad input (malformed samples, unknown task ids,
+missing samples, a sandbox the kernel refuses); 75 another run holds the output folder; 130/143
+stopped; 1 anything else.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from data_generation.common.benchmarks.options import add_benchmark_arguments, d
 from data_generation.common.command import run_command, setup_logging
 from data_generation.common.io import DataError
 from data_generation.common.sandbox.execution import Limits
+from data_generation.common.sandbox.processes import SandboxError
 from main.evaluation.harness import EvalConfig, evaluate, read_fingerprint
 
 
@@ -66,6 +70,12 @@ def build_parser(*, fixed: str | None = None, prog: str = "python -m main.evalua
         action="store_true",
         help="evaluate even when tasks are missing or have fewer samples than the others",
     )
+    parser.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        help="run even where the kernel refuses the sandbox's namespaces (rlimits only: samples could write "
+        "your files); the mode is recorded in metrics.json and the report",
+    )
     add_benchmark_arguments(parser, fixed=fixed)
     return parser
 
@@ -75,7 +85,13 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         raise ValueError("--n-workers must be >= 1 and --timeout > 0")
     ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
     limits = Limits(timeout=args.timeout, wall_timeout=args.wall_timeout, memory_mb=args.memory_mb)
-    settings = EvalConfig(n_workers=args.n_workers, limits=limits, ks=ks, allow_incomplete=args.allow_incomplete)
+    settings = EvalConfig(
+        n_workers=args.n_workers,
+        limits=limits,
+        ks=ks,
+        allow_incomplete=args.allow_incomplete,
+        allow_weak=args.allow_weak_sandbox,
+    )
     bench = get_benchmark(args.benchmark)
     return EvaluateConfig(bench.name, args.samples, args.output_dir, data_choice(args, bench), settings)
 
@@ -109,7 +125,11 @@ def main(argv: Sequence[str] | None = None, *, fixed: str | None = None, prog: s
     """The command; `fixed` is the benchmark of an entry point that names it (main.eval_humaneval)."""
     args = build_parser(fixed=fixed, prog=prog).parse_args(argv)
     setup_logging(timestamps=False)
-    return run_command(lambda: run(config_from_args(args)), bad_input=(DataError, ValueError, FileNotFoundError))
+    return run_command(
+        lambda: run(config_from_args(args)),
+        bad_input=(DataError, ValueError, FileNotFoundError, SandboxError),  # SandboxError: isolation refused
+        stopped="finished samples are kept; re-run the same command to evaluate the rest",
+    )
 
 
 if __name__ == "__main__":

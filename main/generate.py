@@ -7,15 +7,23 @@ skips every sample already on disk (in any shard, whatever the earlier world siz
 is done, rank 0 merges the shards into SAMPLES.jsonl and checks that every task has exactly samples
 0..n-1: a missing sample is an error, never a silently smaller n (CodeCapybara wrote an OOM batch as
 empty strings and then dropped them, inflating pass@k). `SAMPLES.jsonl.meta.json` is the run's
-fingerprint (model, adapter, prompt style, dataset, decoding, versions); a resume with different
-settings is refused.
+fingerprint (model, adapter, prompt style, dataset, decoding, engine, versions); a resume with different
+settings is refused (exit 2, nothing touched), naming each setting that changed. `--num-samples`, the
+tasks (`--limit`, `--task-ids`), the batch size and the world size may change on resume: a larger n
+or more tasks continue exactly what one run would have written. A run that failed before writing any
+sample (a model that did not load) blocks nothing: the corrected command starts afresh.
+
+One writer per output: rank 0 holds `SAMPLES.jsonl.lock` and every rank the lock of its own shard
+(`data_generation.common.output_lock`), so a second run on the same output stops at once with exit
+75, naming the process that holds it, before it reads or writes anything.
 
 Reproducibility: sample s of task t is drawn with its own generator seeded from (seed, t, s), so it
 does not depend on the batch size, the world size, the order or on resuming. On CPU (float32) the
 texts are identical across batch sizes (tested); on GPUs, batched matmuls can differ in the last bits
 between batch shapes, which rarely flips a sampled token.
 
-Exit codes: 0 done; 1 samples still missing (re-run to resume); 2 bad input or settings.
+Exit codes: 0 done; 1 samples still missing (re-run to resume); 2 bad input or settings; 75 the
+output is in use by another run.
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ from data_generation.common.benchmarks.styles import STYLES
 from data_generation.common.command import run_command, setup_logging
 from data_generation.common.defaults import PRECISIONS
 from data_generation.common.io import DataError
+from data_generation.common.output_lock import output_lock
 from main.sampling.backends import make_backend
 from main.sampling.config import BackendConfig, GenerateConfig
 from main.sampling.lineage import choose_style, load_tokenizer, model_info
 from main.sampling.meta import prepare, record_complete, run_fingerprint, select_problems
 from main.sampling.run import barrier, close_process_group, dist_rank, run_shard
-from main.sampling.shards import IncompleteSamples, merge_shards
+from main.sampling.shards import IncompleteSamples, merge_shards, shard_path
 
 log = logging.getLogger("main.generate")
 
@@ -163,6 +172,14 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
 
 
 def run(config: GenerateConfig, rank: int, world: int) -> int:
+    """Sample every missing sample of `config.output` and merge them. Rank 0 holds the output's lock
+    from before anything is read for resume until the merge is recorded, so a second run on the same
+    output exits 75 having touched nothing; the other ranks wait for it at `prepare`'s barrier."""
+    with output_lock(config.output, enabled=rank == 0):
+        return _run(config, rank, world)
+
+
+def _run(config: GenerateConfig, rank: int, world: int) -> int:
     bench = get_benchmark(config.benchmark)
     problems, dataset = select_problems(config, bench)
     model = model_info(config)
@@ -174,18 +191,19 @@ def run(config: GenerateConfig, rank: int, world: int) -> int:
     prepare(config, fingerprint, rank, world)
     stats: dict[str, Any] = {}
     if not config.merge_only:
-        shots = bench.shots(config.data, style)
-        options = {k: v for k, v in asdict(config.backend).items() if k != "kind"}
-        backend = make_backend(
-            config.backend.kind, model.path, adapter=config.adapter, merge_adapter=config.merge_adapter, **options
-        )
-        try:
-            stats = run_shard(
-                backend, style, problems, shots, settings, config, rank=rank, world=world, tokenizer=tokenizer
+        with output_lock(shard_path(config.output, rank, world)):  # read for resume and appended to
+            shots = bench.shots(config.data, style)
+            options = {k: v for k, v in asdict(config.backend).items() if k != "kind"}
+            backend = make_backend(
+                config.backend.kind, model.path, adapter=config.adapter, merge_adapter=config.merge_adapter, **options
             )
-            fingerprint["backend"] = backend.describe()
-        finally:
-            backend.close()
+            try:
+                stats = run_shard(
+                    backend, style, problems, shots, settings, config, rank=rank, world=world, tokenizer=tokenizer
+                )
+                fingerprint["backend"] = backend.describe()
+            finally:
+                backend.close()
         log.info(
             "rank %d: %d samples, %d tokens in %.1f s",
             rank,

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from data_generation.common.command import run_command, setup_logging
+from data_generation.common.output_lock import output_lock
 from data_generation.common.paths import REPO_ROOT
 from main.flow.config import PipelineConfigError, load_pipeline_config
 from main.flow.plan import (
@@ -102,6 +103,14 @@ def run_sources(plan: Plan, runner: Runner, total: int) -> list[Path]:
 
 
 def run(plan: Plan) -> int:
+    """Run the stages, holding the run folder's lock (`OUT.lock`) throughout: a second pipeline on the
+    same folder stops at once with exit 75 before it looks at a stage marker. Each stage's command
+    takes its own lock on its own output as well."""
+    with output_lock(plan.out):
+        return run_stages(plan)
+
+
+def run_stages(plan: Plan) -> int:
     runner = Runner(plan.out, REPO_ROOT)
     runs = plan.config.evaluate.runs
     benchmarks = plan.config.evaluate.benchmarks

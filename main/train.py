@@ -3,6 +3,8 @@
 Launch it plainly (one process), under `torchrun --nproc_per_node N` (DDP, or strategy=fsdp /
 strategy=deepspeed), or multi-node with torchrun's usual `--nnodes/--node_rank/--rdzv_endpoint`.
 Shape: `setup` (config, process group, seed) -> `main` (data, model, engine) -> `fit` (the loop).
+One writer per output: rank 0 holds `OUTPUT_DIR.lock` for the whole run, so a second run on the same
+output_dir exits 75 at once, naming the process that holds it, before it reads or writes anything.
 
 The loss is summed over target tokens and divided by the number of target tokens in the whole
 optimizer step (every micro-batch on every rank; the count is all-reduced first), so each target
@@ -27,6 +29,7 @@ import torch
 from data_generation.common.command import run_command, setup_logging
 from data_generation.common.io import DataError
 from data_generation.common.models import resolve_model_spec
+from data_generation.common.output_lock import output_lock
 from data_generation.common.prompts import PromptFormat, get_format
 from main.training import data, packing
 from main.training.checkpoint import (
@@ -103,7 +106,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
+    """Train into `config.output_dir`, holding its lock throughout (rank 0; `OUTPUT_DIR.lock`): a second
+    run on the same folder stops at once with exit 75 before it looks for a checkpoint or writes a file.
+    The barrier keeps every other rank from reading or writing before rank 0 holds the lock."""
     output = Path(config.output_dir)
+    with output_lock(output, enabled=runtime.main):
+        barrier(runtime)
+        return _run(config, runtime, output)
+
+
+def _run(config: TrainConfig, runtime: Runtime, output: Path) -> dict[str, Any]:
     resume_from = find_resume(config, output)
     model_path = resolve_model_spec(config.model)
     tokenizer = load_tokenizer(model_path)

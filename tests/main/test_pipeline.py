@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from data_generation.common.command import BUSY
+from data_generation.common.output_lock import output_lock
 from main.flow.config import PipelineConfigError, load_pipeline_config
 from main.pipeline import main
 from tests.paths import REPO
@@ -181,6 +183,20 @@ def test_a_bad_config_stops_before_any_stage(tiny_model, mbpp_full, tmp_path, ca
     assert main(["--config", str(config), *([override] if override else [])]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_a_busy_run_folder_is_refused_before_any_stage(tiny_model, mbpp_full, tmp_path, capsys):
+    """One pipeline per run folder: while another process holds it, a second one exits 75 at once,
+    naming the holder, and touches nothing (not even a stage marker or train.yaml)."""
+    config = write_config(tmp_path, tiny_model, mbpp_full)
+    out = tmp_path / "out"
+    (out / "stages").mkdir(parents=True)
+    (out / "stages" / "merge.json").write_text('{"fingerprint": "x"}\n')  # what a running pipeline wrote
+    with output_lock(out):
+        assert main(["--config", str(config)]) == BUSY
+    assert f"{out} is in use by process {os.getpid()}" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["stages", "stages/merge.json"]
+    assert (out / "stages" / "merge.json").read_text() == '{"fingerprint": "x"}\n'
 
 
 def test_input_candidates_and_overrides(tiny_model, mbpp_full, tmp_path):

@@ -12,6 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from data_generation.common.command import BUSY
+from data_generation.common.output_lock import output_lock
 from main.train import main, micro_loss
 from main.training.config import load_config, make_config
 from main.training.engine import Engine, Runtime
@@ -173,7 +175,7 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _torchrun(args, timeout=240):
+def _torchrun(args, timeout=240, check=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
@@ -189,7 +191,32 @@ def _torchrun(args, timeout=240):
         "num_threads=1",
     ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0 or not check, done.stderr[-4000:]
+    return done
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_busy_output_dir_is_refused_at_once_and_left_as_it_was(setup, tmp_path, capsys):
+    """One writer per output_dir: while another process holds its lock, a run (plain, or every rank
+    under torchrun) stops with exit 75 naming the holder, before it reads a checkpoint or writes."""
+    out = tmp_path / "run"
+    first = _args(setup, out, "max_steps=2", "save_every=1")
+    assert main(first) == 0
+    before = _snapshot(out)
+    resume = _args(setup, out, "max_steps=4", "save_every=1", "resume=auto")
+    with output_lock(out):
+        capsys.readouterr()
+        assert main(resume) == BUSY
+        assert f"{out} is in use by process {os.getpid()}" in capsys.readouterr().err
+        assert _snapshot(out) == before
+        done = _torchrun(resume, check=False)  # rank 0 is refused; rank 1 waits for it and never writes
+        assert done.returncode != 0 and f"{out} is in use by process {os.getpid()}" in done.stderr
+        assert _snapshot(out) == before
+    assert main(resume) == 0  # released: the same command resumes
+    assert [r["step"] for r in _lines(out)] == [1, 2, 3, 4]
 
 
 @pytest.fixture(scope="module")

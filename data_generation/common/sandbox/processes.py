@@ -1,5 +1,5 @@
-"""The harness side of one sample's run: the fds it is given, reading its verdict off the result pipe,
-and killing what it left behind (its process group, then anything still running as its slot's uid)."""
+"""The harness side of one sample's run: the fds it is given and reading its verdict off the result pipe
+(the fork server kills what a sample leaves behind)."""
 
 from __future__ import annotations
 
@@ -45,13 +45,13 @@ class Fds:
                 setattr(self, name, -1)
 
 
-def read_until_eof(fd: int, pid: int, deadline: float) -> tuple[bytes, bool]:
-    """Read the result pipe until every writer closed it (the child exited) or the deadline passed."""
+def read_until_eof(fd: int, deadline: float) -> tuple[bytes, bool]:
+    """Read the result pipe until every writer closed it (the sample and all it started are gone) or
+    the deadline passed (then the caller has the fork server kill them)."""
     chunks, size = [], 0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            kill_group(pid)
             return b"".join(chunks), True
         block = os.read(fd, 1 << 16)
         if not block:
@@ -59,32 +59,6 @@ def read_until_eof(fd: int, pid: int, deadline: float) -> tuple[bytes, bool]:
         if size < _READ_CAP:  # a flood is drained but not kept
             chunks.append(block[: _READ_CAP - size])
             size += len(chunks[-1])
-
-
-def kill_group(pid: int) -> None:
-    # The child leads its own session and group (setsid); the zygote has not reaped it yet (it reports
-    # "S" only after waitpid), so the pid cannot have been reused.
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def kill_uid(uid: int) -> None:
-    """Kill every process still running as the slot's uid (a daemon that left the process group)."""
-    if uid == 0:  # never: the slot uid is always unprivileged; guard against a programming error
-        raise SandboxError("refusing to sweep uid 0")
-    for _ in range(3):
-        found = [pid for pid in pids_of_uid(uid)]
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not found:
-            return
-        time.sleep(0.01)
 
 
 def pids_of_uid(uid: int) -> list[int]:

@@ -72,7 +72,7 @@ def _toolchain(language: str) -> tuple[str, str] | None:
         with tempfile.TemporaryDirectory(prefix="codecapy-probe-") as tmp:
             env = {**_env(Path(tmp), tool), "HOME": str(Path.home())}  # rustup's proxy needs it
             binary = tool.resolve(found, env)
-            rc, out = run_tool([binary, *tool.version_args], Path(tmp), env, 20.0)
+            rc, out = run_tool([binary, *tool.version_args], Path(tmp), env, 20.0, writable=[cache_dir()])
         version = re.search(r"\d+\.\d+(?:\.\d+)?", out)
         label = Path(name).name if language != "python" else "python"
         description = f"{label} {version.group(0) if version else 'unknown version'}"
@@ -103,7 +103,12 @@ def _toolchain_check(code: str, language: str, filename: str, timeout: float) ->
         started = time.monotonic()
         try:
             rc, output = run_tool(
-                tool.argv(binary, filename), workdir, _env(home, tool), timeout, tool.address_space_mib
+                tool.argv(binary, filename),
+                workdir,
+                _env(home, tool),
+                timeout,
+                tool.address_space_mib,
+                writable=[Path(tmp), cache_dir()],  # the sources, HOME and TMPDIR; the build cache
             )
         except OSError as exc:
             return "check_error", {**check, "status": "error", "detail": f"cannot run: {exc}"}

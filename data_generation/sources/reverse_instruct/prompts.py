@@ -38,6 +38,12 @@ def language_rules() -> dict[str, str]:
     return rules
 
 
+def template_names(*, compact: bool) -> tuple[str, ...]:
+    """The prompt templates a run reads (its manifest keeps their digest: a resume checks it)."""
+    suffix = "_compact" if compact else ""
+    return (f"reverse_instruct_statement{suffix}", f"reverse_instruct_program{suffix}", "reverse_instruct_languages")
+
+
 def _where(snippet: Snippet) -> str:
     owner = snippet.meta.get("class")
     return f"method `{snippet.name}` of `{owner}`" if owner else f"function `{snippet.name}`"

@@ -16,7 +16,10 @@ Every function taken ends as exactly one record (in the output journal) or one r
 rejects file beside it, with its reason, statement and program — never in the dataset). Resume:
 records of a step go to the journal first, then the step's rejects and a `step_done` marker to the
 rejects file in one fsynced write. A re-run keeps the steps that have a marker and all their
-records, cuts the rest from both files, and carries on; with the teacher cache it redoes nothing.
+records, cuts the rest from both files, and carries on after the last function they account for
+(`resume`), also with a larger `--limit`; with the teacher cache it redoes nothing. A re-run whose
+corpus no longer starts with the functions done, or whose settings would make other records
+(`resume_settings`), stops before it cuts anything.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from data_generation.common.rouge import RougeLFilter
 from data_generation.common.treesitter import LANGUAGES
 from data_generation.sources.base import ResumableSource, SourceStats, log_step
 from data_generation.sources.filters import FilterConfig
+from data_generation.sources.resume_settings import templates_sha256
 from data_generation.sources.reverse_instruct import config as options
 from data_generation.sources.reverse_instruct import corpus
+from data_generation.sources.reverse_instruct import prompts as ri
 from data_generation.sources.reverse_instruct.config import ReverseInstructConfig
 from data_generation.sources.reverse_instruct.dataset_functions import iter_dataset_snippets
 from data_generation.sources.reverse_instruct.harvest import Deduper, HarvestStats, harvest_paths
 from data_generation.sources.reverse_instruct.harvest import FilterConfig as HarvestFilter
 from data_generation.sources.reverse_instruct.rejects import RejectsFile
+from data_generation.sources.reverse_instruct.resume import continue_after, finished_functions
 from data_generation.sources.reverse_instruct.snippets import Snippet
 from data_generation.sources.reverse_instruct.step import StepRun
 from data_generation.teacher import Teacher, add_teacher_arguments, teacher_from_args
@@ -52,10 +58,14 @@ log = logging.getLogger(__name__)
 
 class ReverseInstructSource(ResumableSource):
     name: ClassVar[str] = "reverse-instruct"
+    # a larger limit only sends more functions; the check workers only pace the checks
+    resume_may_change: ClassVar[frozenset[str]] = frozenset({"limit", "check_workers"})
 
     def __init__(self, config: ReverseInstructConfig, teacher: Teacher, rejects_path: str | Path) -> None:
         self.cfg, self.teacher = config, teacher
-        self.rejects = RejectsFile(Path(config.rejects or rejects_path))
+        self.rejects_path = Path(config.rejects or rejects_path)
+        self.rejects: RejectsFile | None = None  # read by `resume`: only once the run holds its lock
+        self._todo: Iterator[tuple[int, Snippet]] | None = None  # numbered functions still to send
         self.filters = FilterConfig(min_words=config.min_words, max_words=config.max_words)
         self.pool = RougeLFilter(config.threshold)
         self.harvest = HarvestStats()
@@ -80,7 +90,15 @@ class ReverseInstructSource(ResumableSource):
         return cls(cfg, teacher_from_args(args), Path(args.output).with_suffix(".rejects.jsonl"))
 
     def config(self) -> dict[str, Any]:
-        return {**asdict(self.cfg), "rejects": str(self.rejects.path), "teacher": {"model": self.teacher.model}}
+        return {
+            **asdict(self.cfg),
+            "rejects": str(self.rejects_path),
+            "teacher": {"model": self.teacher.model},
+            "prompts_sha256": templates_sha256(ri.template_names(compact=self.cfg.compact_prompts)),
+        }
+
+    def side_files(self) -> list[Path]:
+        return [self.rejects_path]
 
     def summary(self) -> dict[str, Any]:
         """Manifest extras: the corpus, harvest counts, and per-language records and reject reasons
@@ -88,7 +106,7 @@ class ReverseInstructSource(ResumableSource):
         per_language: dict[str, Any] = defaultdict(lambda: {"records": 0, "rejected": Counter()})
         for lang, n in self.kept_languages.items():
             per_language[lang]["records"] = n
-        for row in self.rejects.rows:
+        for row in self.rejects.rows if self.rejects else []:
             per_language[row["language"]]["rejected"][row["reason"]] += 1
         languages = {
             lang: {
@@ -105,39 +123,46 @@ class ReverseInstructSource(ResumableSource):
             "corpus": self.corpus_summary,
             "harvest": self.harvest.as_dict(),
             "languages": languages,
-            "rejects_file": str(self.rejects.path),
+            "rejects_file": str(self.rejects_path),
         }
 
     def close(self) -> None:
         self.teacher.close()
-        self.rejects.close()
+        if self.rejects is not None:
+            self.rejects.close()
 
     # ------------------------------------------------------------ resuming
 
     def resume(self, done: list[Record]) -> int:
         """Keep the steps that finished (marker in the rejects file, all their records in the
-        journal); return how many journal records that is. Pooled statements come back in order."""
+        journal); return how many journal records that is. The functions they account for are
+        harvested again and checked, and the run goes on after them (`resume.continue_after`); a
+        ValueError, before anything is cut, when that cannot be done exactly. Pooled statements come
+        back in order."""
         if any(r.source != self.name or not isinstance(r.meta.get("step"), int) for r in done):
             raise ValueError(
                 "the output file holds records that are not from a reverse-instruct run; "
                 "choose a new --output (reverse-instruct appends to it, to resume)"
             )
+        self.rejects = RejectsFile(self.rejects_path)
         per_step = Counter(r.meta["step"] for r in done)
         self.step = 0
         while self.step in self.rejects.done and self.rejects.done[self.step] == per_step.get(self.step, 0):
             self.step += 1
         keep = sum(1 for r in done if r.meta["step"] < self.step)
+        finished = finished_functions(done[:keep], [row for row in self.rejects.rows if row["step"] < self.step])
+        self._todo = continue_after(self._snippets(), finished, self.cfg.limit)
         if keep != len(done) or self.rejects.after(self.step):
             log.warning("step %d was cut by a crash: it is run again", self.step)
         self.rejects.truncate(self.step)
-        self.sent = keep + len(self.rejects.rows)  # each function sent is one record or one reject
+        self.sent = len(finished)  # each function sent is one record or one reject
         pooled = [(r.meta["index"], r.instruction) for r in done[:keep]]
         pooled += [(row["index"], row["statement"]) for row in self.rejects.rows if row.get("pooled")]
         for _, statement in sorted(pooled):
             self.pool.add(statement)
         self.kept_languages.update(r.language for r in done[:keep])
         if self.step:
-            log.info("resuming at step %d (%d records kept)", self.step, keep)
+            log.info("resuming at step %d, function %d (%d records kept)", self.step, self.sent, keep)
         return keep
 
     # ------------------------------------------------------------ generating
@@ -149,16 +174,15 @@ class ReverseInstructSource(ResumableSource):
     def batches(self, stats: SourceStats) -> Iterator[list[Record]]:
         """One list of records per step; the step's rejects and marker are written after the
         records were taken (and appended to the journal by the caller)."""
-        size = self.cfg.step_size
-        stream = itertools.islice(self._snippets(), self.cfg.limit)
-        indexed = enumerate(stream)
-        for _ in itertools.islice(indexed, self.step * size):  # finished steps: harvested again, not sent
-            pass
-        while chunk := list(itertools.islice(indexed, size)):
+        if self.rejects is None or self._todo is None:  # not resumed by the CLI: a run from the start
+            self.resume([])
+        rejects_file, todo = self.rejects, self._todo
+        assert rejects_file is not None and todo is not None
+        while chunk := list(itertools.islice(todo, self.cfg.step_size)):
             run = StepRun(self.name, self.cfg, self.teacher, self.filters, self.pool, self.step)
             records, rejects = run.run(chunk, stats)
             yield records
-            self.rejects.append_step(self.step, rejects, kept=len(records))
+            rejects_file.append_step(self.step, rejects, kept=len(records))
             self.kept_languages.update(r.language for r in records)
             self.sent += len(chunk)
             log_step(

@@ -212,7 +212,7 @@ class StepRun:
             meta = {
                 "index": index,
                 "step": self.step,
-                "function": _provenance(snippet),
+                "function": function_provenance(snippet),
                 "teacher_model": completion.model,
                 "statement_finish_reason": first.choices[0].finish_reason,
                 "program_finish_reason": choice.finish_reason,
@@ -238,7 +238,7 @@ class StepRun:
             "index": index,
             "language": snippet.language,
             "reason": reason,
-            "function": _provenance(snippet),
+            "function": function_provenance(snippet),
             "statement": statement,
             "program": program,
             "detail": detail,
@@ -246,7 +246,8 @@ class StepRun:
         }
 
 
-def _provenance(snippet: Snippet) -> dict[str, Any]:
+def function_provenance(snippet: Snippet) -> dict[str, Any]:
+    """Where a function came from, as records and rejects keep it (a resume checks the corpus by it)."""
     return {
         "name": snippet.name,
         "path": snippet.path,

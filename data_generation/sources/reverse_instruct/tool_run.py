@@ -2,30 +2,41 @@
 
 No tool runs the code, but compilers read what it names (`#include "/dev/zero"`, `include_bytes!`)
 and expand templates for as long as they like. Each tool therefore runs in a fresh temporary folder
-(the sources) with a scratch sibling as HOME and TMPDIR; its environment is only PATH, HOME, TMPDIR,
-LANG=C.UTF-8 and its own variables (`toolchains.Toolchain.env`, e.g. Go's caches under the
-persistent `$CODECAPY_CHECK_CACHE` or `~/.cache/codecapy/program_check`), so no API key reaches it;
-stdin is /dev/null; it leads a new session (no terminal; a timeout kills the whole group); `ulimit`
-caps its data segment (1 GiB), written files (~64 MB), CPU seconds and, where asked, address space;
-64 KiB of output is read. This is not a jail: a compiler can still read any file we can, and what it
-quotes lands only in a failed check's detail (first error lines, temporary paths removed, at most
-500 characters).
+(the sources) with a scratch sibling as HOME and TMPDIR, inside the sandbox's tool jail
+(`data_generation/common/sandbox/tool_jail.py`): no network, every disk read-only except that folder
+and the persistent build cache (`$CODECAPY_CHECK_CACHE` or `~/.cache/codecapy/program_check`, e.g.
+Go's), its own pid namespace, no capabilities, limits on data segment (1 GiB), written files (64 MiB),
+CPU seconds and, where asked, address space. Its environment is only PATH, HOME, TMPDIR, LANG=C.UTF-8
+and its own variables (`toolchains.Toolchain.env`), so no API key reaches it; stdin is /dev/null; it
+leads a new session (a timeout kills the whole group); 64 KiB of output is read. It can still read
+any file we can: what it quotes lands only in a failed check's detail (first error lines, temporary
+paths removed, at most 500 characters). Where the kernel refuses the jail's namespaces the tool runs
+with the limits alone, and a warning says so once.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger(__name__)
 
 DETAIL_CHARS = 500
 OUTPUT_BYTES = 64 * 1024
 DATA_LIMIT_KIB = 1024 * 1024  # RLIMIT_DATA: JVM, V8 and Go reserve far more, but commit less
-FILE_LIMIT_BLOCKS = 131072  # RLIMIT_FSIZE in the shell's blocks (512 or 1024 bytes)
+FILE_LIMIT_MIB = 64  # RLIMIT_FSIZE
 CACHE_ENV = "CODECAPY_CHECK_CACHE"
+_JAIL = str(Path(__file__).resolve().parents[2] / "common" / "sandbox" / "tool_jail.py")
+REFUSED = 125  # the jail's status when the kernel refuses its namespaces
+_jail_refused = False
 _NOISE = re.compile(r"^\s+at .*\(node:internal/.*\n|^Node\.js v[\d.]+$", re.MULTILINE)  # node's stack
 
 
@@ -43,20 +54,54 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 def run_tool(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, address_space_mib: int | None = None
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    address_space_mib: int | None = None,
+    writable: Sequence[Path] = (),
 ) -> tuple[int | None, str]:
-    """(exit status or None on timeout, the first OUTPUT_BYTES of stdout+stderr).
+    """(exit status or None on timeout, the first OUTPUT_BYTES of stdout+stderr); `cwd` and `writable`
+    are the only folders it may write."""
+    folders = sorted({str(Path(p).resolve()) for p in [cwd, *writable]})
+    limits = {
+        "cpu": int(timeout) + 5,
+        "data": DATA_LIMIT_KIB << 10,
+        "fsize": FILE_LIMIT_MIB << 20,
+        "as": address_space_mib << 20 if address_space_mib else None,
+    }
+    if not _jail_refused:
+        spec = {"argv": argv, "cwd": str(cwd), "env": env, "writable": folders, "limits": limits}
+        rc, out = _run_group([sys.executable, "-I", "-B", _JAIL, json.dumps(spec)], cwd, timeout)
+        if rc != REFUSED or not out.startswith("codecapy-jail:"):
+            return rc, out
+        _refuse_jail(out)
+    return _run_group(_ulimit_command(argv, limits), cwd, timeout, env)
 
-    Limits are set by `sh` right before `exec`: preexec_fn is unsafe with threads."""
-    limits = [f"ulimit -d {DATA_LIMIT_KIB}", f"ulimit -f {FILE_LIMIT_BLOCKS}", f"ulimit -t {int(timeout) + 5}"]
-    if address_space_mib:
-        limits.append(f"ulimit -v {address_space_mib * 1024}")
-    script = "; ".join(f"{limit} 2>/dev/null" for limit in limits) + '; exec "$@"'
+
+def _refuse_jail(why: str) -> None:
+    global _jail_refused
+    _jail_refused = True
+    log.warning("program checks run without the tool jail (%s): rlimits only", why.strip())
+
+
+def _ulimit_command(argv: list[str], limits: dict[str, int | None]) -> list[str]:
+    # Limits set by `sh` right before `exec`: preexec_fn is unsafe with threads.
+    caps = [f"ulimit -d {limits['data'] >> 10}", f"ulimit -f {limits['fsize'] >> 9}", f"ulimit -t {limits['cpu']}"]
+    if limits["as"]:
+        caps.append(f"ulimit -v {limits['as'] >> 10}")
+    script = "; ".join(f"{cap} 2>/dev/null" for cap in caps) + '; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *argv]
+
+
+def _run_group(
+    command: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int | None, str]:
     with tempfile.TemporaryFile() as out:  # unlinked: the tool cannot find or replace it
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", script, "sh", *argv],
+            command,
             cwd=cwd,
-            env=env,
+            env=env if env is not None else {"PATH": os.defpath, "LANG": "C.UTF-8"},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

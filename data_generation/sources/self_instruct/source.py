@@ -19,7 +19,9 @@ Reproducible and resumable: a step's sampling depends only on (seed, step, reque
 every request carries its (step, request) tag into the teacher's cache key, and the pool is the
 seeds plus the journal's records. So a re-run after `kill -9` reads the journal back, cuts an
 incomplete last step, and continues; with the same cache and seed the file ends up byte-identical
-to an uninterrupted run's.
+to an uninterrupted run's. A re-run may raise `--num-instructions` (it goes on to the new target) or
+`--max-idle-steps`; any other change that would make other tasks (the teacher model, the seed tasks'
+content, the prompts, the seed, ...) is refused before anything is touched (`resume_settings`).
 """
 
 from __future__ import annotations
@@ -29,20 +31,28 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, ClassVar
 
 from data_generation.common.fences import parse_program_reply
 from data_generation.common.language import guess_language
+from data_generation.common.provenance import file_sha256
 from data_generation.common.record import Record
 from data_generation.common.rouge import RougeLFilter
 from data_generation.common.treesitter import syntax_error
 from data_generation.sources.base import ResumableSource, SourceStats, log_step
 from data_generation.sources.filters import FilterConfig, instruction_reason
 from data_generation.sources.parsing import ParsedTask
+from data_generation.sources.resume_settings import templates_sha256
 from data_generation.sources.self_instruct import config as options
 from data_generation.sources.self_instruct import tasks as si
 from data_generation.sources.self_instruct.config import SelfInstructConfig
-from data_generation.sources.self_instruct.teacher_requests import answer_request, batch_requests, single_requests
+from data_generation.sources.self_instruct.teacher_requests import (
+    answer_request,
+    batch_requests,
+    single_requests,
+    template_names,
+)
 from data_generation.teacher import Teacher, add_teacher_arguments, teacher_from_args
 from data_generation.teacher.base import Completion, starts_replies
 
@@ -54,10 +64,14 @@ ANSWER_SLACK = 2
 
 class SelfInstructSource(ResumableSource):
     name: ClassVar[str] = "self-instruct"
+    # a larger target only asks for more tasks, the idle limit only says when to give up; the seed
+    # file may move (its content is compared, as seed_tasks_sha256)
+    resume_may_change: ClassVar[frozenset[str]] = frozenset({"num_instructions", "max_idle_steps", "seed_tasks"})
 
     def __init__(self, config: SelfInstructConfig, teacher: Teacher, filters: FilterConfig = FilterConfig()) -> None:
         self.cfg, self.teacher, self.filters = config, teacher, filters
         self.seeds = si.load_seed_tasks(config.seed_tasks)
+        self.seeds_sha256 = file_sha256(config.seed_tasks)
         self.pool = RougeLFilter(config.threshold)
         for seed in self.seeds:
             self.pool.add(seed.instruction)
@@ -80,7 +94,16 @@ class SelfInstructSource(ResumableSource):
         return cls(cfg, teacher_from_args(args))
 
     def config(self) -> dict[str, Any]:
-        return {**asdict(self.cfg), "teacher": {"model": self.teacher.model}, "seeds": len(self.seeds)}
+        return {
+            **asdict(self.cfg),
+            "teacher": {"model": self.teacher.model},
+            "seeds": len(self.seeds),
+            "seed_tasks_sha256": self.seeds_sha256,
+            "prompts_sha256": templates_sha256(template_names(self.cfg)),
+        }
+
+    def side_files(self) -> list[Path]:
+        return []  # the journal and its manifest only, both under the output's lock
 
     def summary(self) -> dict[str, Any]:
         """Extra manifest fields: teacher usage (requests, tokens, cost) and where the run ended."""

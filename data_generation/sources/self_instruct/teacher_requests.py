@@ -15,6 +15,13 @@ from data_generation.sources.self_instruct.config import SelfInstructConfig
 from data_generation.teacher.base import Decoding, Request
 
 
+def template_names(cfg: SelfInstructConfig) -> tuple[str, ...]:
+    """The prompt templates a run's requests read (its manifest keeps their digest: a resume checks it)."""
+    if cfg.mode == "single":
+        return ("self_instruct_single_system", "self_instruct_single", "self_instruct_answer")
+    return ("self_instruct_task", "self_instruct_system") if cfg.api == "chat" else ("self_instruct_task",)
+
+
 def batch_requests(
     cfg: SelfInstructConfig, seeds: list[si.Example], machine: list[si.Example], step: int
 ) -> tuple[list[Request], list[tuple[list[si.Example], int]]]:

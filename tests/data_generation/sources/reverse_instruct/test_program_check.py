@@ -20,7 +20,7 @@ from data_generation.sources.reverse_instruct.program_check import (
     check_program,
     check_programs,
 )
-from data_generation.sources.reverse_instruct.tool_run import DETAIL_CHARS
+from data_generation.sources.reverse_instruct.tool_run import CACHE_ENV, DETAIL_CHARS
 from data_generation.sources.reverse_instruct.toolchains import TOOLCHAINS
 from tests.paths import FIXTURES as _FIXTURES
 
@@ -181,12 +181,20 @@ def test_toolchain_absent_means_tree_sitter_only(fake_bin: pathlib.Path, monkeyp
     assert available_toolchains()["c"] is None and available_toolchains()["python"] is not None
 
 
+@pytest.fixture
+def check_cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """The build cache: besides its own folder, the one place a tool may write (fakes report there)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache
+
+
 def test_environment_is_scrubbed(
-    fake_bin: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    fake_bin: pathlib.Path, check_cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     monkeypatch.setenv("GCC_EXEC_PREFIX", "/somewhere/else")
-    seen = tmp_path / "seen"
+    seen = check_cache / "seen"
     _fake_tool(
         fake_bin,
         "gcc",
@@ -196,12 +204,29 @@ def test_environment_is_scrubbed(
     assert result.reason == "compile_failed"
     assert result.checks[1]["tool"] == "gcc 99.1.0"
     assert result.checks[1]["detail"] == "main.c:1:1: error: fake failure in ."
-    env = dict(line.split("=", 1) for line in (tmp_path / "seen.env").read_text().splitlines())
-    assert "sk-test-secret" not in (tmp_path / "seen.env").read_text()
+    env = dict(line.split("=", 1) for line in (check_cache / "seen.env").read_text().splitlines())
+    assert "sk-test-secret" not in (check_cache / "seen.env").read_text()
     assert set(env) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD", "SHLVL", "OLDPWD", "_"}
     assert env["HOME"] == env["TMPDIR"] != os.environ.get("HOME")
     assert "codecapy-check-" in env["HOME"] and not os.path.exists(env["HOME"])  # cleaned up
-    assert (tmp_path / "seen.stdin").read_text() == ""  # stdin is /dev/null, never our terminal
+    assert (check_cache / "seen.stdin").read_text() == ""  # stdin is /dev/null, never our terminal
+
+
+def test_a_tool_cannot_write_outside_its_folders_or_reach_the_network(
+    fake_bin: pathlib.Path, check_cache: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    body = (
+        f'echo x > "{outside}/written" 2>/dev/null && echo "wrote outside"\n'
+        f'echo x > "$HOME/mine" && echo x > ./mine.o && echo x > "{check_cache}/cached" && echo "wrote inside"\n'
+        'python3 -c "import socket; socket.create_connection((\'127.0.0.1\', 22), 1)" 2>/dev/null && echo "network"\n'
+        'echo "main.c:1:1: error: done"; exit 1'
+    )
+    _fake_tool(fake_bin, "gcc", body)
+    detail = check_program(_read("valid.c"), "c", "reverse").checks[1]["detail"]
+    assert "wrote inside" in detail and "wrote outside" not in detail and "network" not in detail
+    assert not (outside / "written").exists() and (check_cache / "cached").exists()
 
 
 def _alive(pid: int) -> bool:
@@ -212,19 +237,34 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_timeout_kills_the_whole_process_group(fake_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    pid_file = tmp_path / "child.pid"
-    _fake_tool(fake_bin, "gcc", f'sleep 60 &\necho $! > "{pid_file}"\nwait')
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") and _alive(
+                int(pid)
+            ):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_timeout_kills_the_whole_process_group(fake_bin: pathlib.Path, check_cache: pathlib.Path) -> None:
+    marker = f"{60 + int(time.time() * 1000) % 997 / 1000:.3f}"  # a sleep argument nothing else uses
+    _fake_tool(
+        fake_bin, "gcc", f'setsid sleep {marker} &\nsleep {marker} &\necho started > "{check_cache}/started"\nwait'
+    )
     started = time.monotonic()
-    result = check_program(_read("valid.c"), "c", "reverse", timeout=0.5)
+    result = check_program(_read("valid.c"), "c", "reverse", timeout=1.0)
     assert time.monotonic() - started < 10
     assert (result.ok, result.reason) == (False, "check_timeout")
-    assert result.checks[1]["detail"] == "timed out after 0.5 s"
-    child = int(pid_file.read_text())
+    assert result.checks[1]["detail"] == "timed out after 1 s"
+    assert (check_cache / "started").exists()  # the children were running
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while _sleepers(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child)
+    assert not _sleepers(marker)  # even the one in its own session
 
 
 def test_include_dev_zero_ends_quickly() -> None:
@@ -245,8 +285,8 @@ def test_tool_that_cannot_run_is_a_check_error(fake_bin: pathlib.Path) -> None:
     assert result.checks[1]["status"] == "error"
 
 
-def test_csharp_compiler_is_used_when_present(fake_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    args = tmp_path / "args"
+def test_csharp_compiler_is_used_when_present(fake_bin: pathlib.Path, check_cache: pathlib.Path) -> None:
+    args = check_cache / "args"
     _fake_tool(fake_bin, "mcs", f'echo "$@" > "{args}"\ntest -f Main.cs', version="6.12.0")
     result = check_program(_read("valid.cs"), "csharp", "Step")
     assert result.ok

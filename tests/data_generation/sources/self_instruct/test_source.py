@@ -272,6 +272,7 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(env_key, tmp_path):
         proc.wait()
         partial = len(out.read_bytes().splitlines())
         assert 0 < partial < 40, "the kill must land mid-run"
+        assert json.loads(Path(f"{out}.lock").read_text())["pid"] == proc.pid, "its lock file stays, harmless"
         rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr
         assert out.read_bytes() == ref.read_bytes()
