@@ -20,26 +20,18 @@ which it reads from the nonce pipe only after the program returned (tests finish
 "F<exception>". The zygote never sees the nonce.
 """
 
-import importlib.util
 import json
 import os
 import resource
+import runpy
 import select
 import signal
 import socket
 import sys
+import types
 
-
-def _load_isolation():
-    # Under `python -I` this folder is not on sys.path: load the sibling by its path.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
-    spec = importlib.util.spec_from_file_location("codecapy_isolation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-iso = _load_isolation()
+# Under `python -I` this folder is not on sys.path: run the sibling by its path, use its names.
+iso = types.SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")))
 NONCE_FD, RESULT_FD = 3, 4
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
@@ -114,9 +106,10 @@ def _fresh_tmp(req):
     ):
         iso.LIBC.umount2(target.encode(), iso.MNT_DETACH)  # fails harmlessly the first time
         iso.tmpfs(target, size, flags=flags)
-    for path in _staged:
-        fd = iso.open_path(STAGED + path)
-        iso.bind(fd, iso.make_target("", path, True))
+    for top in sorted({"/".join(path.split("/")[:3]) for path in _staged}):  # /tmp/ci for /tmp/ci/repo/.venv
+        # The whole staged tree, read-only: in mode userns the sample owns whatever the server makes here
+        fd = iso.open_path(STAGED + top)
+        iso.bind(fd, iso.make_target("", top, True))
         os.close(fd)
     os.mkdir("/tmp/sandbox", 0o700)
     if req["mode"] == "full":

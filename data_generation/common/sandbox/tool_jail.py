@@ -15,26 +15,19 @@ Where the kernel refuses the namespaces it prints `codecapy-jail: <why>` and exi
 runs the tool with rlimits only, and says so).
 """
 
-import importlib.util
 import json
 import os
 import resource
+import runpy
 import signal
 import sys
+import types
 
 REFUSED = 125
 
 
-def _load_isolation():
-    # Under `python -I` this folder is not on sys.path: load the sibling by its path.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
-    spec = importlib.util.spec_from_file_location("codecapy_isolation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-iso = _load_isolation()
+# Under `python -I` this folder is not on sys.path: run the sibling by its path, use its names.
+iso = types.SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")))
 
 
 def _mounts(writable):
