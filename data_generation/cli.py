@@ -24,7 +24,7 @@ from data_generation.common.io import DataError, atomic_path, write_records
 from data_generation.common.journal import Journal
 from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import package_versions
-from data_generation.dataset import merge, rouge_dedup
+from data_generation.dataset import merge, quality_report, rouge_dedup
 from data_generation.sources import SOURCES, Source, SourceStats
 from data_generation.sources.base import ResumableSource
 from data_generation.sources.resume_settings import check_resume_settings
@@ -36,6 +36,7 @@ log = logging.getLogger("data_generation")
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "merge": (merge.add_arguments, merge.run),
     "near-dedup": (rouge_dedup.add_arguments, rouge_dedup.run),
+    "report": (quality_report.add_arguments, quality_report.run),
 }
 RESUME = "finished steps are kept; re-run the same command to resume"
 

@@ -35,6 +35,7 @@ from data_generation.dataset.decontaminate import (
 from data_generation.dataset.merge_files import Ledger, publish, read_inputs
 from data_generation.dataset.minhash import find_near_duplicates
 from data_generation.dataset.normalise import Vocab, dedup_key
+from data_generation.dataset.quality_report import write_quality_report
 
 log = logging.getLogger(__name__)
 FORMATS = ("json", "jsonl", "parquet", "hf")
@@ -231,6 +232,8 @@ def _merge(cfg: MergeConfig) -> dict:
     splits = _split(cfg, [records[i] for i in keep])
     manifest = build_manifest(cfg, ledger, splits, inputs, timings)
     publish(cfg.formats, splits, manifest, ledger, out)
+    # The quality report (quality.md, quality.json, plots) beside the dataset: dataset/quality_report.py.
+    write_quality_report(out, splits=splits, manifest=manifest, drops=ledger.drops)
     return manifest
 
 

@@ -297,6 +297,7 @@ def data_table(plan: Plan, manifest: dict[str, Any]) -> list[str]:
     rows += [f"Merge: {counts['input']:,} records in, {counts['kept']:,} kept ({splits}); dropped: {dropped}.", ""]
     if skipped:
         rows += ["Sources not used: " + "; ".join(skipped) + ".", ""]
+    rows += ["Data quality (tokens, lengths, drops per layer, pass rates): [quality.md](../dataset/quality.md).", ""]
     return rows + ["![dataset composition](composition.png)", ""]
 
 

@@ -1,8 +1,9 @@
 """Run one compiler or linter on untrusted input, isolated: `python -I -B tool_jail.py SPEC_JSON`.
 
-SPEC: {"argv", "cwd", "env", "writable": [folders], "limits": {"cpu", "data", "fsize", "as"}} (bytes and
-seconds; "as" may be null). Started by `reverse_instruct.tool_run`, which owns the timeout: it kills
-this process's group, and with it the pid namespace below.
+SPEC: {"argv", "cwd", "env", "writable": [folders], "limits": {"cpu", "data", "fsize", "as", "stack"},
+"report_fd"} (bytes and seconds; "as", "stack", "data" and "report_fd" may be null or absent). Started
+by `common.sandbox.tools`, which owns the timeout: it kills this process's group, and with it the pid
+namespace below. The tool's stdin, stdout and stderr are this process's.
 
 The tool gets what a sample gets, minus the new root (a compiler needs the whole toolchain where it
 was installed): new user (when not root), mount, network, pid and IPC namespaces; every disk mount
@@ -11,8 +12,9 @@ tmpfs /dev/shm; /proc of its own pid namespace; then, in a nested user namespace
 capabilities, rlimits and PR_SET_NO_NEW_PRIVS, the tool itself. So: no network, no writes outside its
 folders, bounded time and memory. It can still read what the user can; what it quotes lands only in a
 failed check's detail. Exit status: the tool's; killed by signal N: this process dies of N too.
-Where the kernel refuses the namespaces it prints `codecapy-jail: <why>` and exits 125 (the caller
-runs the tool with rlimits only, and says so).
+Where the kernel refuses the namespaces (or the mounts) it prints `codecapy-jail: <why>`, writes it to
+`report_fd` too and exits 125. Only the jail holds `report_fd`: it is closed before the tool starts, so
+a tool cannot fake a refusal, whatever it prints and however it exits.
 """
 
 import json
@@ -55,6 +57,7 @@ def _exec_tool(spec):
             (resource.RLIMIT_DATA, lim["data"]),
             (resource.RLIMIT_FSIZE, lim["fsize"]),
             (resource.RLIMIT_AS, lim.get("as")),
+            (resource.RLIMIT_STACK, lim.get("stack")),  # read at exec: deep recursion in contest solutions
             (resource.RLIMIT_CORE, 0),
         ):
             if value is not None:
@@ -81,24 +84,38 @@ def _die_like(code):
     os._exit(128 - code)
 
 
+def _refuse(spec, why):
+    message = f"codecapy-jail: {why}"
+    print(message, file=sys.stderr, flush=True)
+    if spec.get("report_fd") is not None:
+        os.write(spec["report_fd"], message.encode())
+    os._exit(REFUSED)
+
+
 def main(spec):
     try:
         if os.geteuid() != 0:
             iso.enter_user_namespace(0)
         iso.unshare(iso.CLONE_NEWNS | iso.CLONE_NEWNET | iso.CLONE_NEWPID | iso.CLONE_NEWIPC, "NEWNS|NEWNET|NEWPID")
     except OSError as e:
-        print(f"codecapy-jail: {e}", file=sys.stderr, flush=True)
-        os._exit(REFUSED)
+        _refuse(spec, e)
     status_r, status_w = os.pipe()  # pid 1 cannot die of a signal it sends itself: it reports the tool's status
     init = os.fork()
     if init:  # outside: share the fate of pid 1 inside
         os.close(status_w)
+        if spec.get("report_fd") is not None:
+            os.close(spec["report_fd"])
         code = _wait(init)
         reported = os.read(status_r, 32)
         _die_like(int(reported) if reported else code)
     os.close(status_r)
     iso.prctl(iso.PR_SET_PDEATHSIG, 9, "PR_SET_PDEATHSIG")
-    _mounts(spec["writable"])
+    try:
+        _mounts(spec["writable"])
+    except OSError as e:
+        _refuse(spec, f"mounts: {e}")
+    if spec.get("report_fd") is not None:
+        os.close(spec["report_fd"])  # the tool must never hold the channel that says "refused"
     tool = os.fork()
     if tool == 0:
         os.close(status_w)

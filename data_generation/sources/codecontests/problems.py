@@ -57,6 +57,7 @@ class Problem:
     solutions: tuple[Solution, ...]
     input_file: str
     output_file: str
+    hidden_tests: tuple[tuple[str, str], ...] = ()  # private, then generated: only verification reads them
 
 
 def parse_problem(row: Any) -> Problem:
@@ -64,10 +65,7 @@ def parse_problem(row: Any) -> Problem:
     if not isinstance(row, Mapping):
         raise RowError("not_an_object", f"row is {type(row).__name__}")
     name, description = _text(row, "name", required=True), _text(row, "description", required=True)
-    tests = [
-        (_as_text(i, "public_tests"), _as_text(o, "public_tests"))
-        for i, o in _pairs(row, "public_tests", ("input", "output"))
-    ]
+    tests = _tests(row, "public_tests")
     source, difficulty = _int(row, "source"), _int(row, "difficulty")
     meta = {
         "problem": name,
@@ -91,7 +89,12 @@ def parse_problem(row: Any) -> Problem:
         solutions,
         _text(row, "input_file", required=False),
         _text(row, "output_file", required=False),
+        tuple(_tests(row, "private_tests") + _tests(row, "generated_tests")),
     )
+
+
+def _tests(row: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
+    return [(_as_text(i, key), _as_text(o, key)) for i, o in _pairs(row, key, ("input", "output"))]
 
 
 def _text(row: Mapping[str, Any], key: str, *, required: bool) -> str:

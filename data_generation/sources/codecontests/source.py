@@ -4,11 +4,17 @@ Accepts the hub id `deepmind/code_contests` (splits train/valid/test), a local c
 local JSONL/parquet file in the same schema. Each problem becomes one record per chosen correct
 solution: the instruction is one of the templates in `prompts/codecontests_templates.txt` filled
 with the statement and the solution's real language, the output is the solution. Incorrect
-solutions are never used (they would teach the model bugs). The public tests go into `meta` so a
-later step can run the solutions, and optionally into `input`.
+solutions are never used (they would teach the model bugs). The public tests go into `meta`, and
+optionally into `input`.
+
+Unless `--no-verify`, each chosen solution is first run on its problem's tests (`verify.py`: public,
+or with `--verify-tests all` private and generated too) and kept only if it passes them all, or if it
+could not be run here (no toolchain: kept, marked `unverified` with the reason). Every record's
+`meta["verification"]` says which; the per-language counts are in `config()["verify_counts"]`.
 
 `stats.read` counts problems, `stats.emitted` counts records; every problem read is either used
-(one or more records) or rejected with exactly one reason.
+(one or more records) or rejected with exactly one reason (`no_verified_solutions`: every chosen
+solution failed its tests).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import argparse
 import copy
 import hashlib
 import logging
+from collections import Counter, deque
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -38,12 +46,25 @@ from data_generation.sources.codecontests.templates import (
     load_templates,
     template_index,
 )
+from data_generation.sources.codecontests.verify import (
+    DEFAULT_VERIFY,
+    Verifier,
+    VerifySettings,
+    add_verify_arguments,
+    make_job,
+    problem_tests,
+    summary,
+    tests_digest,
+    verify_settings,
+)
 
 log = logging.getLogger(__name__)
 
 HUB_ID = "deepmind/code_contests"
 SOLUTION_MODES = ("first", "shortest", "all")
 DEFAULT_LANGUAGES = ("python3", "cpp", "java")
+CACHE_SUFFIX = ".verdicts.jsonl"  # the verdict cache: OUTPUT + this
+NOT_VERIFIED = {"status": "unverified", "tests": None, "tests_run": 0, "tool": None, "reason": "--no-verify"}
 
 
 def _language_list(value: str) -> list[str]:
@@ -76,7 +97,10 @@ class CodeContestsSource:
         languages: Sequence[str] = DEFAULT_LANGUAGES,
         show_tests: bool = False,
         templates: str | Path = TEMPLATES_PATH,
+        verify: VerifySettings | None = DEFAULT_VERIFY,
+        verdict_cache: Path | None = None,
     ) -> None:
+        """`verify`: None runs nothing; `verdict_cache`: where verdicts are kept across runs (None: nowhere)."""
         if solutions not in SOLUTION_MODES:
             raise ValueError(f"solutions must be one of {SOLUTION_MODES}, not {solutions!r}")
         if max_per_language < 1:
@@ -87,6 +111,8 @@ class CodeContestsSource:
         self.input, self.split, self.revision = input, split, revision
         self.solutions, self.max_per_language = solutions, max_per_language
         self.languages, self.show_tests = list(languages), show_tests
+        self.verify, self.verdict_cache = verify, verdict_cache
+        self.verify_counts: dict[str, Any] = {}  # filled by a verifying run, for the manifest
         # Loaded up front so a broken template file fails before any data is read. The manifest
         # records the file's sha256, so records can be matched to the exact wording that made them.
         self.templates_path = Path(templates)
@@ -122,9 +148,11 @@ class CodeContestsSource:
             action="store_true",
             help="put the public example tests into each record's input (default: empty input)",
         )
+        add_verify_arguments(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "CodeContestsSource":
+        verify = verify_settings(args)
         return cls(
             input=args.input,
             split=args.split,
@@ -133,6 +161,8 @@ class CodeContestsSource:
             max_per_language=args.max_per_language,
             languages=args.languages,
             show_tests=args.show_tests,
+            verify=verify,
+            verdict_cache=Path(f"{args.output}{CACHE_SUFFIX}") if verify else None,
         )
 
     def config(self) -> dict[str, Any]:
@@ -145,10 +175,32 @@ class CodeContestsSource:
             "languages": self.languages,
             "show_tests": self.show_tests,
             "templates_sha256": hashlib.sha256(self.templates_path.read_bytes()).hexdigest(),
+            "verify": {**self.verify.to_dict(), "cache": str(self.verdict_cache) if self.verdict_cache else None}
+            if self.verify
+            else None,
+            # results, not settings: the CLI writes a quick source's manifest from config and stats alone
+            "verify_counts": self.verify_counts,
         }
 
     def records(self, stats: SourceStats) -> Iterator[Record]:
         used = 0
+        if self.verify is None:
+            for problem, chosen, where in self._problems(stats):
+                used += 1
+                stats.emitted += len(chosen)
+                yield from (self._record(problem, sol, where, dict(NOT_VERIFIED)) for sol in chosen)
+        else:
+            with Verifier(self.verify, self.verdict_cache, self.languages) as verifier:
+                for records in self._verified(stats, verifier, self.verify):
+                    used += 1
+                    stats.emitted += len(records)
+                    yield from records
+            self.verify_counts = verifier.tally.to_dict()
+            log.info("verification: %d solutions run here; %s", verifier.judged, summary(self.verify_counts))
+        log.info("%d of %d problems gave %d records", used, stats.read, stats.emitted)
+
+    def _problems(self, stats: SourceStats) -> Iterator[tuple[Problem, list[Solution], str | int]]:
+        """Each usable problem with its chosen solutions; the others are counted as rejected."""
         for where, row in iter_input_rows(self.input, split=self.split, revision=self.revision):
             stats.read += 1
             try:
@@ -162,13 +214,43 @@ class CodeContestsSource:
             except RowError as err:
                 stats.reject(err.reason, where, str(err))
                 continue
-            used += 1
-            for sol in chosen:
-                stats.emitted += 1
-                yield self._record(problem, sol, where)
-        log.info("%d of %d problems gave %d records", used, stats.read, stats.emitted)
+            yield problem, chosen, where
 
-    def _record(self, problem: Problem, sol: Solution, where: str | int) -> Record:
+    def _verified(self, stats: SourceStats, verifier: Verifier, settings: VerifySettings) -> Iterator[list[Record]]:
+        """The kept records of each problem, in input order, while later problems are being verified."""
+        window = 4 * settings.workers  # solutions in flight: enough to keep the workers busy
+        pending: deque[tuple[Problem, str | int, list[tuple[Solution, Future]]]] = deque()
+        in_flight = 0
+        for problem, chosen, where in self._problems(stats):
+            digest = tests_digest(problem_tests(problem, settings))
+            jobs = []
+            for sol in chosen:
+                lang = LANGUAGES[sol.language_id].key
+                job = make_job(problem, lang, sol.text.strip(), settings, digest)
+                label = {"problem": problem.name, "solution_index": sol.index}
+                jobs.append((sol, verifier.submit(job, label)))
+            pending.append((problem, where, jobs))
+            in_flight += len(jobs)
+            while in_flight > window:
+                in_flight -= len(pending[0][2])
+                yield from self._settle(*pending.popleft(), stats, settings.tests)
+        while pending:
+            yield from self._settle(*pending.popleft(), stats, settings.tests)
+
+    def _settle(
+        self, problem: Problem, where: str | int, jobs: list[tuple[Solution, Future]], stats: SourceStats, tests: str
+    ) -> Iterator[list[Record]]:
+        """One problem's records from its verdicts (nothing, and a reject, when every solution failed)."""
+        verdicts = [(sol, future.result()) for sol, future in jobs]
+        kept = [(sol, v) for sol, v in verdicts if v.status != "failed"]
+        if not kept:
+            kinds = Counter(v.kind for _, v in verdicts)
+            detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+            stats.reject("no_verified_solutions", where, f"{problem.name}: {len(verdicts)} failed ({detail})")
+            return
+        yield [self._record(problem, sol, where, v.meta(tests)) for sol, v in kept]
+
+    def _record(self, problem: Problem, sol: Solution, where: str | int, verification: dict[str, Any]) -> Record:
         lang = LANGUAGES[sol.language_id]
         template_id = template_index(problem.name, lang.key, len(self.templates))
         instruction = self.templates[template_id].format(language=lang.display, description=problem.description)
@@ -181,6 +263,7 @@ class CodeContestsSource:
             "origin": self.input,
             "split": self.split,
             "row": str(where),
+            "verification": verification,
         }
         return Record(
             instruction=instruction + io_note(problem),

@@ -31,9 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_generation.common.sandbox.tools import base_env, run_tool
 from data_generation.common.treesitter import describe_error, first_error, parse
 from data_generation.sources.reverse_instruct.snippets import extract
-from data_generation.sources.reverse_instruct.tool_run import DETAIL_CHARS, base_env, cache_dir, clean_detail, run_tool
+from data_generation.sources.reverse_instruct.tool_run import DETAIL_CHARS, cache_dir, clean_detail
 from data_generation.sources.reverse_instruct.toolchains import TOOLCHAINS, Toolchain
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ fail, GOPROXY=off); `rustc --edition 2021 --crate-type lib --emit=metadata --cap
 -fsyntax-only`; `mcs` or `csc -target:library` for C# (`dotnet` alone is not used: it needs a project
 and a NuGet restore). A tool's own environment (Go: GOCACHE/GOPATH under the persistent check cache,
 GOPROXY=off, GOFLAGS=-mod=mod, GOTOOLCHAIN=local, CGO_ENABLED=0; Rust: RUSTUP_HOME/CARGO_HOME) comes
-on top of `tool_run.base_env`.
+on top of `common.sandbox.tools.base_env`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tree_sitter as ts
 
-from data_generation.sources.reverse_instruct.tool_run import run_tool
+from data_generation.common.sandbox.tools import run_tool
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ def write_parquet(rows: list[dict], path: Path) -> Path:
 
 
 def run(input: str | Path = FIXTURE, **kwargs) -> tuple[list, SourceStats]:
+    """The source without verification (test_codecontests_verify.py runs the solutions)."""
+    kwargs.setdefault("verify", None)
     stats = SourceStats()
     return list(CodeContestsSource(input=str(input), **kwargs).records(stats)), stats
 
@@ -299,6 +301,7 @@ def test_meta_contents() -> None:
         "origin": str(FIXTURE),
         "split": "train",
         "row": "1",
+        "verification": {"status": "unverified", "tests": None, "tests_run": 0, "tool": None, "reason": "--no-verify"},
     }
     by_problem = {r.meta["problem"]: r.meta for r in records}
     codechef = by_problem["DIGSUMEQ"]
@@ -343,6 +346,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
             "--languages",
             "python3,python2,cpp,java",
             "--show-tests",
+            "--no-verify",
         ],
         cwd=REPO,
         capture_output=True,
@@ -359,6 +363,8 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert counts["rejected"] == {"empty_description": 1}
     assert manifest["config"]["languages"] == ["python3", "python2", "cpp", "java"]
     assert manifest["config"]["templates_sha256"] == hashlib.sha256(TEMPLATES_PATH.read_bytes()).hexdigest()
+    assert manifest["config"]["verify"] is None and manifest["config"]["verify_counts"] == {}
+    assert not Path(f"{out}.verdicts.jsonl").exists()  # nothing ran, nothing cached
     # A separate process (different hash salt) produces the same ids as this one.
     in_process, _ = run(solutions="all", languages=ALL_LANGUAGES, show_tests=True)
     assert [r["id"] for r in rows] == [r.id for r in in_process]
