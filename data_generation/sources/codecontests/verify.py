@@ -26,7 +26,7 @@ import os
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -61,13 +61,7 @@ class VerifySettings:
             raise ValueError("workers must be at least 1 and the time settings positive")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tests": self.tests,
-            "workers": self.workers,
-            "time_scale": self.time_scale,
-            "time_cap_s": self.time_cap_s,
-            "compile_timeout_s": self.compile_timeout_s,
-        }
+        return asdict(self)
 
 
 DEFAULT_VERIFY = VerifySettings()
