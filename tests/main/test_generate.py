@@ -14,6 +14,7 @@ from data_generation.common.defaults import DEFAULT_SEED
 from main.generate import main
 from main.sampling.run import plan, sample_seed
 from main.sampling.shards import IncompleteSamples, finished_samples, merge_shards, shard_dir
+from tests.main.generate_cli import generate_argv
 from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
 
@@ -26,28 +27,7 @@ def tiny(tmp_path_factory):
 
 
 def command(model, output, *extra):
-    return [
-        "--benchmark",
-        "humaneval",
-        "--model",
-        str(model),
-        "--limit",
-        "3",
-        "--num-samples",
-        "4",
-        "--temperature",
-        "0.8",
-        "--max-new-tokens",
-        "24",
-        "--threads",
-        "1",
-        "--no-progress",
-        "--prompt-style",
-        "completion",
-        "--output",
-        str(output),
-        *extra,
-    ]
+    return generate_argv(model, output, *extra)
 
 
 def lines(path):

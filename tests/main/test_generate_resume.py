@@ -17,6 +17,7 @@ from data_generation.common.command import BUSY
 from data_generation.common.output_lock import lock_path, output_lock
 from main.generate import main
 from main.sampling.shards import shard_dir, shard_path
+from tests.main.generate_cli import generate_argv
 from tests.paths import REPO
 from tests.tiny_models import make_tiny_llama
 
@@ -29,28 +30,7 @@ def tiny(tmp_path_factory):
 
 
 def command(model, output, *extra, limit=3, n=4):
-    return [
-        "--benchmark",
-        "humaneval",
-        "--model",
-        str(model),
-        "--limit",
-        str(limit),
-        "--num-samples",
-        str(n),
-        "--temperature",
-        "0.8",
-        "--max-new-tokens",
-        "16",
-        "--threads",
-        "1",
-        "--no-progress",
-        "--prompt-style",
-        "completion",
-        "--output",
-        str(output),
-        *extra,
-    ]
+    return generate_argv(model, output, *extra, limit=limit, n=n, max_new_tokens=16)
 
 
 @pytest.fixture(scope="module")
