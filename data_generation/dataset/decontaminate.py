@@ -15,14 +15,14 @@ so every removal can be audited.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import ahocorasick
 import numpy as np
 
 from data_generation.common.benchmarks import BENCHMARKS, get_benchmark
-from data_generation.common.benchmarks.base import DataChoice
+from data_generation.common.benchmarks.base import DataChoice, Problem
 from data_generation.dataset.normalise import Vocab, ngram_hashes, phrase, words
 
 DEFAULT_DECONTAMINATE = tuple(name for name, bench in BENCHMARKS.items() if bench.decontaminate_by_default)
@@ -36,6 +36,7 @@ class BenchmarkDoc:
     task_id: str
     code: str  # the reference solution (signature included, docstrings removed): code n-grams
     statement: str  # the problem statement: statement n-grams and the substring check
+    problem: Problem | None = field(default=None, compare=False)  # the task itself (semantic layer's tests)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def load_benchmark_docs(
             continue
         source = (sources or {}).get(bench.name)
         for p in bench.load(DataChoice(source=None if source is None else str(source))):
-            docs.append(BenchmarkDoc(bench.name, bench.task_name(p), bench.solution(p), bench.statement(p)))
+            docs.append(BenchmarkDoc(bench.name, bench.task_name(p), bench.solution(p), bench.statement(p), p))
     return docs
 
 

@@ -1,5 +1,6 @@
-"""Merge source outputs into one dataset: normalise -> exact dedup -> near dedup -> decontaminate ->
-shuffle -> split -> write (Alpaca JSON, JSONL, parquet, HF dataset) + manifest.json + report.md + drops.jsonl.
+"""Merge source outputs into one dataset: normalise -> exact dedup -> near dedup -> decontaminate
+(literal, then semantic: dataset/contamination.py) -> shuffle -> split -> write (Alpaca JSON, JSONL,
+parquet, HF dataset) + manifest.json + report.md + drops.jsonl.
 
 Every input row ends up either kept or dropped with exactly one reason, so the manifest always
 satisfies: input == kept + sum(dropped). The whole output folder is built in a temporary sibling
@@ -26,16 +27,15 @@ from data_generation.common.io import DataError
 from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import fingerprint, package_versions
 from data_generation.common.record import Record
-from data_generation.dataset.decontaminate import (
-    DEFAULT_DECONTAMINATE,
-    Decontaminator,
-    benchmark_versions,
-    load_benchmark_docs,
-)
+from data_generation.dataset import embed
+from data_generation.dataset.contamination import LayerReport, add_semantic_arguments, ngram_layer, semantic_layer
+from data_generation.dataset.decontaminate import DEFAULT_DECONTAMINATE, benchmark_versions, load_benchmark_docs
 from data_generation.dataset.merge_files import Ledger, publish, read_inputs
 from data_generation.dataset.minhash import find_near_duplicates
 from data_generation.dataset.normalise import Vocab, dedup_key
 from data_generation.dataset.quality_report import write_quality_report
+from data_generation.dataset.semantic import SemanticConfig
+from data_generation.teacher import Teacher, add_teacher_arguments, teacher_from_args
 
 log = logging.getLogger(__name__)
 FORMATS = ("json", "jsonl", "parquet", "hf")
@@ -53,6 +53,15 @@ class MergeConfig:
     ngram: int = 10
     substring_min_words: int = 8
     code_coverage: float = 0.5
+    semantic: bool = True
+    semantic_top_k: int = SemanticConfig.top_k
+    semantic_min_cosine: float = SemanticConfig.min_cosine
+    semantic_flag_cosine: float = SemanticConfig.flag_cosine
+    semantic_max_solvers: int = SemanticConfig.max_solvers
+    semantic_behaviour: bool = True
+    semantic_confirm: bool = False  # ask the teacher to confirm each flagged pair
+    workers: int = 2  # sandbox processes of the semantic layer's behaviour check
+    allow_weak_sandbox: bool = False
     benchmark_paths: dict[str, str] = field(default_factory=dict)  # name -> file or hub id; else its default
     seed: int = DEFAULT_SEED
     validation_size: float = 0.0
@@ -63,6 +72,17 @@ class MergeConfig:
     def benchmark_sources(self) -> dict[str, str]:
         """Benchmark data the config names; the other benchmarks use their defaults."""
         return dict(self.benchmark_paths)
+
+    def semantic_config(self) -> SemanticConfig:
+        return SemanticConfig(
+            top_k=self.semantic_top_k,
+            min_cosine=self.semantic_min_cosine,
+            flag_cosine=self.semantic_flag_cosine,
+            max_solvers=self.semantic_max_solvers,
+            behaviour=self.semantic_behaviour,
+            workers=self.workers,
+            allow_weak_sandbox=self.allow_weak_sandbox,
+        )
 
 
 def _exact_dedup(records: list[Record], ledger: Ledger) -> list[Record]:
@@ -110,30 +130,22 @@ def _near_dedup(cfg: MergeConfig, records: list[Record], encoded: list[np.ndarra
 
 
 def _decontaminate(
-    cfg: MergeConfig, vocab: Vocab, records: list[Record], encoded: list[np.ndarray], keep: list[int], ledger: Ledger
-) -> list[int]:
+    cfg: MergeConfig,
+    vocab: Vocab,
+    records: list[Record],
+    encoded: list[np.ndarray],
+    keep: list[int],
+    ledger: Ledger,
+    teacher: Teacher | None,
+) -> tuple[list[int], LayerReport | None]:
     if not cfg.decontaminate:
-        return keep
+        return keep, None
     docs = load_benchmark_docs(cfg.decontaminate, cfg.benchmark_sources)
-    checker = Decontaminator(
-        docs, vocab, ngram=cfg.ngram, substring_min_words=cfg.substring_min_words, code_coverage=cfg.code_coverage
-    )
     ids, offsets = _concat([encoded[i] for i in keep])
-    hits = checker.find(ids, offsets, [_text(records[i]) for i in keep])
-    dropped = set()
-    for hit in hits:
-        rec = records[keep[hit.index]]
-        ledger.drop(
-            rec.source,
-            f"contaminated:{hit.benchmark}",
-            id=rec.id,
-            task_id=hit.task_id,
-            method=hit.method,
-            evidence=hit.evidence,
-            instruction=rec.instruction[:200],
-        )
-        dropped.add(keep[hit.index])
-    return [i for i in keep if i not in dropped]
+    keep = ngram_layer(docs, cfg, vocab, ids, offsets, [_text(records[i]) for i in keep], keep, records, ledger)
+    if not cfg.semantic:
+        return keep, None
+    return semantic_layer(docs, cfg.semantic_config(), records, keep, ledger, teacher)
 
 
 def _split(cfg: MergeConfig, records: list[Record]) -> dict[str, list[Record]]:
@@ -151,7 +163,12 @@ def _split(cfg: MergeConfig, records: list[Record]) -> dict[str, list[Record]]:
 
 
 def build_manifest(
-    cfg: MergeConfig, ledger: Ledger, splits: dict[str, list[Record]], inputs: list[dict], timings: dict[str, float]
+    cfg: MergeConfig,
+    ledger: Ledger,
+    splits: dict[str, list[Record]],
+    inputs: list[dict],
+    timings: dict[str, float],
+    semantic: LayerReport | None = None,
 ) -> dict:
     kept_by_source = Counter(r.source for recs in splits.values() for r in recs)
     dropped_total = Counter()
@@ -185,6 +202,7 @@ def build_manifest(
         "config_fingerprint": fingerprint(config),
         "versions": package_versions(),
         "benchmarks": benchmark_versions(cfg.decontaminate, cfg.benchmark_sources),
+        "semantic": None if semantic is None else {"model": embed.version(), **asdict(semantic)},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -197,15 +215,18 @@ def _contaminated_tasks(drops: list[dict]) -> dict[str, dict[str, int]]:
     return {bench: dict(sorted(c.items())) for bench, c in sorted(tasks.items())}
 
 
-def merge(cfg: MergeConfig) -> dict:
+def merge(cfg: MergeConfig, teacher: Teacher | None = None) -> dict:
     """Run the whole merge; returns the manifest (also written to OUTPUT_DIR/manifest.json). Holds the
     output folder's lock throughout (OutputBusy when another merge holds it), from before it looks
-    at what the folder holds."""
+    at what the folder holds. `teacher` confirms the semantic layer's pairs when
+    `cfg.semantic_confirm` is set."""
+    if cfg.semantic_confirm and teacher is None:
+        raise ValueError("semantic_confirm needs a teacher")
     with output_lock(cfg.output_dir):
-        return _merge(cfg)
+        return _merge(cfg, teacher if cfg.semantic_confirm else None)
 
 
-def _merge(cfg: MergeConfig) -> dict:
+def _merge(cfg: MergeConfig, teacher: Teacher | None) -> dict:
     out = Path(cfg.output_dir)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
@@ -227,10 +248,10 @@ def _merge(cfg: MergeConfig) -> dict:
     lap("tokenize")
     keep = _near_dedup(cfg, records, encoded, ledger) if cfg.near_dup else list(range(len(records)))
     lap("near_dedup")
-    keep = _decontaminate(cfg, vocab, records, encoded, keep, ledger)
+    keep, semantic = _decontaminate(cfg, vocab, records, encoded, keep, ledger, teacher)
     lap("decontaminate")
     splits = _split(cfg, [records[i] for i in keep])
-    manifest = build_manifest(cfg, ledger, splits, inputs, timings)
+    manifest = build_manifest(cfg, ledger, splits, inputs, timings, semantic)
     publish(cfg.formats, splits, manifest, ledger, out)
     # The quality report (quality.md, quality.json, plots) beside the dataset: dataset/quality_report.py.
     write_quality_report(out, splits=splits, manifest=manifest, drops=ledger.drops)
@@ -270,6 +291,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.code_coverage,
         help="fraction of a problem's solution/test n-grams a record must share to count",
     )
+    add_semantic_arguments(p, d)
+    add_teacher_arguments(p)
     for bench in BENCHMARKS.values():  # the same data options generate and evaluate take
         p.add_argument(bench.path_flag, dest=f"path_{bench.name}", metavar="PATH", help=bench.path_help)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -290,6 +313,15 @@ def run(args: argparse.Namespace) -> int:
         ngram=args.ngram,
         substring_min_words=args.substring_min_words,
         code_coverage=args.code_coverage,
+        semantic=args.semantic,
+        semantic_top_k=args.semantic_top_k,
+        semantic_min_cosine=args.semantic_min_cosine,
+        semantic_flag_cosine=args.semantic_flag_cosine,
+        semantic_max_solvers=args.semantic_max_solvers,
+        semantic_behaviour=args.semantic_behaviour,
+        semantic_confirm=args.semantic_confirm,
+        workers=args.workers,
+        allow_weak_sandbox=args.allow_weak_sandbox,
         benchmark_paths={n: getattr(args, f"path_{n}") for n in BENCHMARKS if getattr(args, f"path_{n}", None)},
         seed=args.seed,
         validation_size=args.validation_size,
@@ -297,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     try:
-        manifest = merge(cfg)
+        manifest = merge(cfg, teacher_from_args(args) if cfg.semantic_confirm else None)
     except (FileExistsError, ValueError) as err:
         raise DataError(cfg.output_dir, None, str(err)) from None
     c = manifest["counts"]

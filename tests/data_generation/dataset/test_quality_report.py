@@ -123,12 +123,12 @@ def test_the_merge_writes_the_report_with_the_numbers_of_its_inputs(merged):
     assert q["tokens"]["total"] == sum(v["tokens"] for v in q["per_source"].values()) > 0
     drops = q["drops"]
     assert {k: v["records"] for k, v in drops["per_layer"].items()} == {
-        "contaminated": 1,
         "exact_duplicate": 1,
         "invalid_row": 1,
         "near_duplicate": 1,
+        "ngram": 1,
     }
-    assert drops["per_layer"]["contaminated"]["methods"] == {"statement_ngram": 1}
+    assert drops["per_layer"]["ngram"]["methods"] == {"statement_ngram": 1}
     assert drops["per_layer"]["invalid_row"]["reasons"] == {"invalid_row:missing_output": 1}
     assert drops["per_benchmark"] == {
         "mbpp": {"records": 1, "methods": {"statement_ngram": 1}, "tasks": 1, "top_tasks": {"MBPP/11": 1}}
@@ -136,7 +136,7 @@ def test_the_merge_writes_the_report_with_the_numbers_of_its_inputs(merged):
     (near,) = q["similar_pairs"]["near_duplicate"]
     assert near["text"].endswith("sufficient") and near["other_text"] == LONG
     assert 0.85 <= near["score"] < 1
-    assert q["similar_pairs"]["contaminated"][0]["other"] == "MBPP/11"
+    assert q["similar_pairs"]["ngram"][0]["other"] == "MBPP/11"
     assert "exact_duplicate" not in q["similar_pairs"]  # identical texts: counted, not listed
 
 
