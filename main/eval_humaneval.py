@@ -2,6 +2,11 @@
 
     python -m main.eval_humaneval --input SAMPLES.jsonl --output-dir DIR [--n-workers N] [--timeout S] \\
         [--humaneval-path F]
+    python -m main.eval_humaneval --prediction_dir DIR [--output_dir OUT] [--reference_path F]
+
+The second form is CodeCapybara's command: every *.jsonl in DIR (ours, or the seeds' generate.py
+output) is a run's samples of the same tasks; they are merged with n summed and evaluated into
+OUT (default DIR/eval). pass@1, 10 and 100, as the seeds report.
 
 Exit codes: 0 ok; 2 bad input (malformed samples, unknown task ids, missing samples); 1 anything else.
 """

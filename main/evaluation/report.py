@@ -6,8 +6,16 @@ task) shows "–". After the seeds' columns each row names its prompt style, tas
 samples had nothing to run (empty completions: a score decided by the stop rule shows here). The
 heading names the task set, so a subset is never mistaken for a full-benchmark number. Rows are named
 by the run (`--run-name`, else the training run's name, else the model) and the base checkpoint by its
-one label. Under the table, each run's details: decoding, outcomes, empty completions by cause, the
-training lineage. The plot draws the unbiased pass@k for every k from 1 to n, from the per-task counts.
+one label. Runs that carry `base_tests` (EvalPlus: humaneval_plus, mbpp_plus) get the EvalPlus
+leaderboard's columns instead, the score on the original tests then on the extended ones for each k
+(HumanEval pass@1 | HumanEval+ pass@1 | ...).
+
+Under each table: each run's interval for every reportable pass@k (main.evaluation.passk: percentile
+bootstrap over tasks, the ones metrics.json holds, else computed from its per-task counts), and each later
+run's difference from the first run (the base model, in the pipeline's report) with its paired bootstrap
+interval over the tasks both ran and whether that interval excludes 0. Then each run's details: decoding,
+outcomes, empty completions by cause, the training lineage. The plot draws the unbiased pass@k for every k
+from 1 to n, from the per-task counts, with the intervals as error bars at the reported ks.
 
 The command is `python -m main.report` (main/report.py).
 """
@@ -19,7 +27,21 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from main.evaluation.passk import DEFAULT_KS, pass_at_k
+from main.evaluation.passk import (
+    DEFAULT_KS,
+    LEVEL,
+    MIN_PAIRED_TASKS,
+    paired_difference,
+    pass_at_k,
+    pass_at_k_intervals,
+    reportable_ks,
+)
+
+# A table's score columns: (title, which scores). "all" is metrics.json's top level (every test the
+# benchmark has: the plus tests for EvalPlus), "base" its `base_tests` (EvalPlus: the original tests only).
+Part = tuple[str, str]
+PLAIN: tuple[Part, ...] = (("", "all"),)
+BENCHMARK_TITLES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 
 
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -69,34 +91,73 @@ def benchmark_tables(
     *,
     heading: str = "##",
     with_details: bool = True,
+    with_intervals: bool = True,
 ) -> list[str]:
-    """One seeds'-layout table per (benchmark, task set), runs side by side, then each run's details."""
+    """One seeds'-layout table per (benchmark, task set), runs side by side, then the runs' intervals and
+    differences from the first run, then each run's details."""
     groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for name, m in runs:
         groups.setdefault((m.get("benchmark", "unknown"), task_set(m)), []).append((name, m))
     out = []
     for (bench, tasks), items in groups.items():
+        parts = score_parts(bench, [m for _, m in items])
+        # The seeds' layout keeps all its columns; EvalPlus's doubled columns only the ks some run reports.
+        columns = ks if parts == PLAIN else shown_ks([m for _, m in items], ks, parts)
         full = tasks.startswith("all ")
         out += [
             f"{heading} {bench}: {tasks}" + ("" if full else " (a subset: not comparable with full-benchmark numbers)"),
             "",
             "| Model | Base checkpoint | "
-            + " | ".join(f"pass@{k}" for k in ks)
+            + " | ".join(column(title, k) for k in columns for title, _ in parts)
             + " | Prompt style | Tasks | n | Empty |",
-            "|---|---|" + "---:|" * len(ks) + "---|---:|---:|---:|",
+            "|---|---|" + "---:|" * (len(columns) * len(parts)) + "---|---:|---:|---:|",
         ]
-        out += [table_row(m, ks) for _, m in items] + [""]
+        out += [table_row(m, columns, parts) for _, m in items] + [""]
+        if with_intervals:
+            out += intervals_table(items, ks, parts) + differences(items, ks, parts)
         if with_details:
             for name, m in items:
                 out += details(name, m)
     return out
 
 
-def table_row(m: dict[str, Any], ks: Sequence[int] = DEFAULT_KS) -> str:
+def score_parts(benchmark: str, metrics: Sequence[dict[str, Any]]) -> tuple[Part, ...]:
+    """PLAIN, or for runs with `base_tests` (EvalPlus) the base then the plus scores, titled after the
+    benchmark: humaneval_plus -> HumanEval, HumanEval+."""
+    if not any(isinstance(m.get("base_tests"), dict) for m in metrics):
+        return PLAIN
+    root = benchmark.removesuffix("_plus")
+    title = BENCHMARK_TITLES.get(root, root)
+    return ((title, "base"), (f"{title}+", "all"))
+
+
+def scores(m: dict[str, Any], part: str) -> dict[str, Any]:
+    """The part of a run's metrics that holds pass@k, per_task and intervals ({} when the run lacks it)."""
+    if part == "all":
+        return m
+    base = m.get("base_tests")
+    return base if isinstance(base, dict) else {}
+
+
+def column(title: str, k: int) -> str:
+    return f"{title} pass@{k}".strip()
+
+
+def shown_ks(metrics: Sequence[dict[str, Any]], ks: Sequence[int], parts: Sequence[Part]) -> list[int]:
+    """The ks some run reports in some part (all of ks when none does, so a table is never empty)."""
+    shown = [k for k in ks if any(f"pass@{k}" in scores(m, part) for m in metrics for _, part in parts)]
+    return shown or list(ks)
+
+
+def table_row(m: dict[str, Any], ks: Sequence[int] = DEFAULT_KS, parts: Sequence[Part] = PLAIN) -> str:
     """One run in the seeds' columns, then its prompt style, task count, n and empty completions."""
     model, base = run_labels(m)
     fp = m.get("fingerprint") if isinstance(m.get("fingerprint"), dict) else {}
-    cells = [f"{100 * m[f'pass@{k}']:.2f}" if f"pass@{k}" in m else "–" for k in ks]
+    cells = []
+    for k in ks:
+        for _, part in parts:
+            value = scores(m, part).get(f"pass@{k}")
+            cells.append("–" if value is None else f"{100 * value:.2f}")
     empty = m.get("empty") or {}
     extra = [
         f"`{fp.get('prompt_style', 'unknown')}`",
@@ -105,6 +166,102 @@ def table_row(m: dict[str, Any], ks: Sequence[int] = DEFAULT_KS) -> str:
         f"{empty.get('count', '?')} of {m['num_samples']}",
     ]
     return f"| {_cell(model)} | {_cell(base)} | " + " | ".join(cells + extra) + " |"
+
+
+def per_task_counts(s: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    return {task: (v["n"], v["c"]) for task, v in (s.get("per_task") or {}).items()}
+
+
+def intervals_of(s: dict[str, Any], ks: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """The intervals metrics.json holds, and for a reported k it lacks (older files hold none) the same
+    interval computed here from the per-task counts: with the defaults, so it is the one the harness writes."""
+    found = dict(s.get("intervals") or {})
+    missing = [k for k in ks if f"pass@{k}" in s and f"pass@{k}" not in found]
+    counts = per_task_counts(s)
+    if missing and counts:
+        found.update(pass_at_k_intervals(counts, missing))
+    return found
+
+
+def intervals_table(
+    items: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[int], parts: Sequence[Part] = PLAIN
+) -> list[str]:
+    """One row per run: each reported pass@k's interval as "low–high" in percent; [] when no run has one."""
+    columns = shown_ks([m for _, m in items], ks, parts)
+    rows, settings = [], set()
+    for name, m in items:
+        found = {part: intervals_of(scores(m, part), columns) for _, part in parts}
+        cells = []
+        for k in columns:
+            for _, part in parts:
+                iv = found[part].get(f"pass@{k}")
+                cells.append("–" if iv is None else f"{100 * iv['low']:.2f}–{100 * iv['high']:.2f}")
+                if iv is not None:
+                    settings.add((iv.get("level"), iv.get("method"), iv.get("resamples"), iv.get("seed")))
+        rows.append(f"| {run_label(name, m)} | " + " | ".join(cells) + " |")
+    if not settings:
+        return []
+    levels = " / ".join(sorted({_percent(level) for level, *_ in settings}))
+    how = "; ".join(sorted(f"{method}, {resamples} resamples, seed {seed}" for _, method, resamples, seed in settings))
+    return [
+        f"**{levels} intervals** of pass@k, in percent ({how})",
+        "",
+        "| Run | " + " | ".join(column(title, k) for k in columns for title, _ in parts) + " |",
+        "|---|" + "---:|" * (len(columns) * len(parts)),
+        *rows,
+        "",
+    ]
+
+
+def differences(
+    items: Sequence[tuple[str, dict[str, Any]]], ks: Sequence[int], parts: Sequence[Part] = PLAIN
+) -> list[str]:
+    """Each later run minus the first, per reportable k, with the paired bootstrap verdict; [] for one run."""
+    if len(items) < 2:
+        return []
+    first_name, first = items[0]
+    lines = []
+    for name, m in items[1:]:
+        compared = [line for title, part in parts for line in compare(scores(first, part), scores(m, part), ks, title)]
+        if compared:
+            lines += [f"- {run_label(name, m)} minus {run_label(first_name, first)}:", *compared]
+    if not lines:
+        return []
+    intro = (
+        f"**Differences** from the first run (pass@k points, with the {_percent(LEVEL)} paired bootstrap "
+        "interval over the tasks both ran; larger than the noise when that interval excludes 0)"
+    )
+    return [intro, "", *lines, ""]
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], ks: Sequence[int], title: str = "") -> list[str]:
+    """One line per k both runs can report on their shared tasks; [] when they share none."""
+    counts_a, counts_b = per_task_counts(a), per_task_counts(b)
+    shared = [task for task in counts_a if task in counts_b]
+    if not shared:
+        return []
+    usable = reportable_ks([counts_a[t][0] for t in shared] + [counts_b[t][0] for t in shared], ks)
+    lines = []
+    for k in usable:
+        d = paired_difference(counts_a, counts_b, k)
+        verdict = "larger than the noise" if d["significant"] else "within the noise"
+        if d["tasks"] < MIN_PAIRED_TASKS:
+            verdict = f"too few shared tasks to tell (fewer than {MIN_PAIRED_TASKS})"
+        tasks = f"{d['tasks']} task" + ("" if d["tasks"] == 1 else "s")
+        lines.append(
+            f"  - {column(title, k)}: {100 * d['difference']:+.2f} points ({_percent(d['level'])} interval "
+            f"{100 * d['low']:+.2f} to {100 * d['high']:+.2f}), {verdict} (paired bootstrap over {tasks})"
+        )
+    return lines
+
+
+def run_label(name: str, m: dict[str, Any]) -> str:
+    """The model and the run's folder: two runs of one model stay apart, and no row reads like a seeds' row."""
+    return f"{_cell(run_labels(m)[0])} (`{_cell(name)}`)"
+
+
+def _percent(level: Any) -> str:
+    return f"{100 * level:g} %" if isinstance(level, (int, float)) else f"{level} level"
 
 
 def details(name: str, m: dict[str, Any]) -> list[str]:
@@ -143,7 +300,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike) -> None:
+def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike, ks: Sequence[int] = DEFAULT_KS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display here or in CI
@@ -151,14 +308,12 @@ def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike) ->
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, m in runs:
-        points = curve(m)
         model, _ = run_labels(m)
-        ax.plot(
-            [k for k, _ in points],
-            [100 * v for _, v in points],
-            marker="o" if len(points) < 12 else None,
-            label=f"{m.get('benchmark', '?')}: {model} ({name})",
-        )
+        bench = m.get("benchmark", "?")
+        for title, part in score_parts(bench, [m]):
+            s = scores(m, part)
+            if s.get("per_task"):  # a run without base_tests has no base curve
+                draw_run(ax, s, ks, f"{title or bench}: {model} ({name})", "--" if part == "base" else "-")
     ax.set_xscale("log")
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k (%)")
@@ -169,6 +324,27 @@ def plot(runs: Sequence[tuple[str, dict[str, Any]]], path: str | os.PathLike) ->
     plt.close(fig)
 
 
+def draw_run(ax: Any, s: dict[str, Any], ks: Sequence[int], label: str, linestyle: str) -> None:
+    """The pass@k curve, and each reported k's interval as an error bar in the curve's colour."""
+    points = curve(s)
+    (line,) = ax.plot(
+        [k for k, _ in points],
+        [100 * v for _, v in points],
+        marker="o" if len(points) < 12 else None,
+        linestyle=linestyle,
+        label=label,
+    )
+    found = intervals_of(s, ks)
+    reported = [k for k in ks if f"pass@{k}" in s and f"pass@{k}" in found]
+    if not reported:
+        return
+    ys = [100 * s[f"pass@{k}"] for k in reported]
+    # max(0, ...): an interval stored by another method may not contain the point; matplotlib rejects negatives
+    below = [max(0.0, y - 100 * found[f"pass@{k}"]["low"]) for y, k in zip(ys, reported)]
+    above = [max(0.0, 100 * found[f"pass@{k}"]["high"] - y) for y, k in zip(ys, reported)]
+    ax.errorbar(reported, ys, yerr=[below, above], fmt="none", ecolor=line.get_color(), capsize=3)
+
+
 def write_report(
     run_dirs: Sequence[str | os.PathLike], output_dir: str | os.PathLike, ks: Sequence[int] = DEFAULT_KS
 ) -> Path:
@@ -176,7 +352,7 @@ def write_report(
     runs = [(Path(d).name or str(d), load_run(d)) for d in run_dirs]
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plot(runs, out / "passk.png")
+    plot(runs, out / "passk.png", ks)
     report = out / "report.md"
     report.write_text(render_markdown(runs, ks, plot_name="passk.png"), encoding="utf-8")
     return report

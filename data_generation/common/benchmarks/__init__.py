@@ -6,12 +6,15 @@ registered here.
 """
 
 from data_generation.common.benchmarks.base import Benchmark
+from data_generation.common.benchmarks.evalplus import HUMANEVAL_PLUS, MBPP_PLUS
 from data_generation.common.benchmarks.humaneval import HUMANEVAL
 from data_generation.common.benchmarks.mbpp import MBPP
 
 BENCHMARKS: dict[str, Benchmark] = {
     HUMANEVAL.name: HUMANEVAL,
     MBPP.name: MBPP,
+    HUMANEVAL_PLUS.name: HUMANEVAL_PLUS,
+    MBPP_PLUS.name: MBPP_PLUS,
 }
 
 

@@ -201,3 +201,7 @@ class Benchmark:
     def task_name(self, problem: Problem) -> str:
         """The task as contamination reports name it."""
         return str(problem.task_id)
+
+    def sample_task_id(self, task_id: Any) -> Any:
+        """A sample's task id as this benchmark's problems carry it (other tools spell some differently)."""
+        return task_id

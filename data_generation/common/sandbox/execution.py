@@ -219,7 +219,10 @@ class Sandbox:
     def zygote_pid(self) -> int:
         return self._zygote.pid
 
-    def run(self, program: str) -> ExecResult:
+    def run(self, program: str, limits: Limits | None = None) -> ExecResult:
+        """Run one program; `limits` overrides this slot's for it (a task's own time limit, say), except
+        `site_packages`, which is fixed when the fork server starts."""
+        lim = limits or self.limits
         data = program.encode("utf-8", "surrogatepass")
         nonce = os.urandom(16).hex().encode()
         fds = Fds(nonce, data)
@@ -227,16 +230,19 @@ class Sandbox:
         start, raw, timed_out = time.monotonic(), b"", False
         try:
             try:
-                socket.send_fds(self._sock, [json.dumps(self._request(len(data), workdir)).encode()], fds.for_child())
+                self._sock.settimeout(max(60.0, lim.wall + 30))  # a hung fork server must not hang the harness
+                socket.send_fds(
+                    self._sock, [json.dumps(self._request(len(data), workdir, lim)).encode()], fds.for_child()
+                )
                 fds.close_child_ends()
                 self._answer(b"P")
-                raw, timed_out = read_until_eof(fds.result_r, start + self.limits.wall)
+                raw, timed_out = read_until_eof(fds.result_r, start + lim.wall)
                 if timed_out:
                     self._sock.send(b"K")  # the fork server kills the sample and all it started
                 exit_code = self._answer(b"S")
             except (SandboxError, OSError) as exc:
                 return self._lost(exc, start, timed_out)
-            output = os.pread(fds.out, self.limits.output_bytes, 0).decode("utf-8", "replace")
+            output = os.pread(fds.out, lim.output_bytes, 0).decode("utf-8", "replace")
         finally:
             fds.close()
             if workdir != "-":
@@ -258,8 +264,7 @@ class Sandbox:
         self._start()
         return ExecResult(False, f"failed: sandbox killed ({exc})", None, timed_out, time.monotonic() - start, "")
 
-    def _request(self, size: int, workdir: str) -> dict[str, object]:
-        lim = self.limits
+    def _request(self, size: int, workdir: str, lim: Limits) -> dict[str, object]:
         return {
             "uid": self.uid,
             "cpu": math.ceil(lim.timeout),
@@ -334,10 +339,10 @@ class Executor:
             self._slots.put(sandbox)
         self._pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sandbox")
 
-    def run(self, program: str) -> ExecResult:
+    def run(self, program: str, limits: Limits | None = None) -> ExecResult:
         sandbox = self._slots.get()
         try:
-            return sandbox.run(program)
+            return sandbox.run(program, limits)
         finally:
             self._slots.put(sandbox)
 
@@ -358,8 +363,8 @@ class Executor:
     def map(self, programs: Iterable[str]) -> Iterator[ExecResult]:
         return self._pool.map(self.run, programs)
 
-    def submit(self, program: str) -> Future[ExecResult]:
-        return self._pool.submit(self.run, program)
+    def submit(self, program: str, limits: Limits | None = None) -> Future[ExecResult]:
+        return self._pool.submit(self.run, program, limits)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: samples not started are dropped

@@ -28,7 +28,8 @@ def test_styles_index_every_benchmarks_styles_once() -> None:
 
 
 def test_unknown_benchmark_says_what_exists() -> None:
-    with pytest.raises(ValueError, match=r"unknown benchmark 'humaneval\+'; choose from \['humaneval', 'mbpp'\]"):
+    names = r"\['humaneval', 'humaneval_plus', 'mbpp', 'mbpp_plus'\]"
+    with pytest.raises(ValueError, match=r"unknown benchmark 'humaneval\+'; choose from " + names):
         get_benchmark("humaneval+")
 
 
