@@ -305,6 +305,8 @@ def fit(
             "tokens_per_s": tokens / elapsed,
             "useful_token_fraction": targets / max(cells, 1.0),
         }
+        if runtime.device.type == "cuda":  # this rank's high-water mark so far (scripts/bench/gpu_check.py)
+            row["max_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
         done = step + 1
         if done % config.log_every == 0 or done == total_steps:
             metrics.write(done, "train", **row)

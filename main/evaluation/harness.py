@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ from data_generation.common.provenance import file_sha256, package_versions
 from data_generation.common.sandbox.execution import Limits, isolation
 from main.evaluation.oracle import TimeoutPolicy, calibrate
 from main.evaluation.passk import DEFAULT_KS, mean_pass_at_k
-from main.evaluation.progress import PROGRESS, RunStats, Verdict, run_resumable
+from main.evaluation.progress import PROGRESS, Job, RunStats, Verdict, run_resumable
 
 log = logging.getLogger(__name__)
 __all__ = ["PROGRESS", "EvalConfig", "evaluate", "read_fingerprint", "read_samples"]
@@ -207,20 +208,23 @@ def evaluate(
 
 def _jobs(
     bench: Any, problems: Sequence[Problem], rows: list[dict[str, Any]], limits: dict[Any, Limits]
-) -> tuple[list[tuple[str, Limits, str]], list[tuple[int, str]]]:
-    """The programs to run ((program, limits, task name) each) and, for each, (its row, its part):
-    one program per sample, or for EvalPlus benchmarks two (its base and its plus inputs)."""
+) -> tuple[list[Job], list[tuple[int, str]]]:
+    """The programs to run and, for each, (its row, its part): one program per sample, or for EvalPlus
+    benchmarks two (its base and its plus inputs). Programs are built when they are submitted: an
+    EvalPlus program carries its task's inputs and expected outputs, too much to hold for every sample."""
     by_id = {p.task_id: p for p in problems}
+    plus = getattr(bench, "plus", False)
     jobs, owners = [], []
     for r, row in enumerate(rows):
         problem, full = by_id[row["task_id"]], bool(row.get("completion_is_full_program"))
-        name = bench.task_name(problem)
-        if getattr(bench, "plus", False):
-            parts = bench.checks(problem, row["completion"], full)
-        else:
-            parts = {"": bench.program(problem, row["completion"], full_program=full)}
-        for part, program in parts.items():
-            jobs.append((program, limits[row["task_id"]], name))
+        for part in ("base", "plus") if plus else ("",):
+            if plus:
+                make = partial(bench.check, problem, row["completion"], full, part)
+            else:
+                make = partial(bench.program, problem, row["completion"], full_program=full)
+            jobs.append(
+                Job(make, limits.get((row["task_id"], part)) or limits[row["task_id"]], bench.task_name(problem))
+            )
             owners.append((r, part))
     return jobs, owners
 

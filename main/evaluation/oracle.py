@@ -61,16 +61,17 @@ def machine_key() -> str:
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
-def _cache_path(kind: str, dataset_sha: str, bench: str) -> Path:
+def _cache_path(kind: str, bench: str) -> Path:
     root = Path(os.environ.get(CACHE_ENV) or DATA_DIR / "cache")
-    return root / kind / f"{bench}-{dataset_sha[:16]}-{machine_key()}.json"
+    return root / kind / f"{bench}-{machine_key()}.json"
 
 
 def _load_cache(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _save_cache(path: Path, data: dict[str, Any]) -> None:
@@ -81,11 +82,15 @@ def _save_cache(path: Path, data: dict[str, Any]) -> None:
         log.warning("could not write the calibration cache %s: %s", path, exc)
 
 
-def _dataset_sha(bench: Benchmark, problems: Sequence[Problem]) -> str:
-    h = hashlib.sha256(bench.name.encode())
-    for p in problems:
-        h.update(repr((p.task_id, p.prompt, p.reference, p.tests, p.meta.get("release_id"))).encode())
-    return h.hexdigest()
+def _key(*parts: Any) -> str:
+    """A cache entry's address: what was run (so other inputs or code never reuse an entry)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _digest(limits: dict[Any, Limits]) -> str:
+    """The limits in one hash: a resumed evaluation must run under the same ones."""
+    rows = sorted((str(k), lim.timeout, lim.wall) for k, lim in limits.items())
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
 def _reference_limits(base: Limits) -> Limits:
@@ -107,20 +112,30 @@ def calibrate(
     if getattr(bench, "plus", False):
         return _plus(bench, problems, base, policy, n_workers=n_workers, allow_weak=allow_weak)
     if not policy.calibrated:
-        return {p.task_id: base for p in problems}, {"policy": "fixed", "timeout_s": base.timeout, **asdict(policy)}
-    sha = _dataset_sha(bench, problems)
-    path = _cache_path("timeouts", sha, bench.name)
+        limits = {p.task_id: base for p in problems}
+        return limits, {
+            "policy": "fixed",
+            "timeout_s": base.timeout,
+            **asdict(policy),
+            "limits_sha256": _digest(limits),
+        }
+    path = _cache_path("timeouts", bench.name)
     cached = _load_cache(path)
-    todo = [p for p in problems if str(p.task_id) not in cached]
+    keys = {p.task_id: _key(bench.reference_program(p)) for p in problems}
+    todo = [p for p in problems if not isinstance(cached.get(keys[p.task_id]), (int, float))]
+    failing = []
     if todo:
         log.info("measuring %d reference solutions for per-task time limits (cached per machine)", len(todo))
         with Executor(n_workers, _reference_limits(base), allow_weak=allow_weak) as ex:
             for p, r in zip(todo, ex.map(bench.reference_program(p) for p in todo)):
-                cached[str(p.task_id)] = round(r.wall_s, 4) if r.passed else None
+                if r.passed:  # a failure is not cached: it may have been the machine's, not the task's
+                    cached[keys[p.task_id]] = round(r.wall_s, 4)
+                else:
+                    failing.append(bench.task_name(p))
         _save_cache(path, cached)
     limits = {}
     for p in problems:
-        ref = cached.get(str(p.task_id))
+        ref = cached.get(keys[p.task_id])
         seconds = base.timeout if ref is None else max(base.timeout, policy.factor * ref)
         limits[p.task_id] = replace(base, timeout=seconds)
     longest = max(lim.timeout for lim in limits.values())
@@ -130,8 +145,9 @@ def calibrate(
         "floor_s": base.timeout,
         "machine": machine_key(),
         "cache": str(path),
-        "references_failing": sorted(str(k) for k, v in cached.items() if v is None),
+        "references_failing": sorted(failing),
         "longest_limit_s": round(longest, 3),
+        "limits_sha256": _digest(limits),
     }
     return limits, info
 
@@ -145,44 +161,68 @@ def _plus(
     n_workers: int,
     allow_weak: bool,
 ) -> tuple[dict[Any, Limits], dict[str, Any]]:
-    sha = _dataset_sha(bench, problems)
-    path = _cache_path("evalplus", sha, bench.name)
+    """Limits per (task id, "base" | "plus"): each input set is its own program, as in EvalPlus."""
+    path = _cache_path("evalplus", bench.name)
     cached = _load_cache(path)
-    jobs = [(p, part) for p in problems for part in ("base", "plus") if f"{p.task_id}|{part}" not in cached]
-    if jobs:
-        log.info("computing expected outputs for %d input sets (reference solutions, cached per machine)", len(jobs))
+    keys = {(p.task_id, part): _key(_oracle_program(bench, p, part)) for p in problems for part in ("base", "plus")}
+    todo = [
+        (p, part)
+        for p in problems
+        for part in ("base", "plus")
+        if not _usable(cached.get(keys[p.task_id, part]), p, part)
+    ]
+    if todo:
+        log.info("computing expected outputs for %d input sets (reference solutions, cached per machine)", len(todo))
         with Executor(n_workers, _reference_limits(base), allow_weak=allow_weak) as ex:
-            programs = (_oracle_program(bench, p, part) for p, part in jobs)
-            for (p, part), r in zip(jobs, ex.map(programs)):
+            programs = (_oracle_program(bench, p, part) for p, part in todo)
+            for (p, part), r in zip(todo, ex.map(programs)):
                 found = read_oracle(r.output) if r.passed else None
-                if found is None:
+                if not _usable(found, p, part):
                     why = f"{bench.task_name(p)}: the reference solution fails on its {part} inputs: {r.result}"
                     raise DataError(bench.name, None, why)
-                cached[f"{p.task_id}|{part}"] = found
+                cached[keys[p.task_id, part]] = found
         _save_cache(path, cached)
     limits = {}
     for p in problems:
-        oracle, total = {}, 0.0
+        p.meta["oracle"] = {}
         for part in ("base", "plus"):
-            found = cached[f"{p.task_id}|{part}"]
-            per_input = [max(policy.min_input_s, policy.factor * t) for t in found["times"]]
-            oracle[part] = {
+            found = cached[keys[p.task_id, part]]
+            if policy.calibrated:
+                per_input = [max(policy.min_input_s, policy.factor * t) for t in found["times"]]
+            else:
+                per_input = [base.timeout] * len(found["times"])
+            p.meta["oracle"][part] = {
                 "inputs": encode_inputs(p.meta[f"{part}_input"]),
                 "expected": found["expected"],
                 "limits": per_input,
             }
-            total = max(total, min(PLUS_PROGRAM_CAP_S, sum(per_input)) + 2)
-        p.meta["oracle"] = oracle
-        limits[p.task_id] = replace(
-            base, timeout=math.ceil(total), wall_timeout=total, memory_mb=max(base.memory_mb, 4096)
-        )
+            total = min(PLUS_PROGRAM_CAP_S, sum(per_input)) + 2  # EvalPlus: the process's limit
+            limits[p.task_id, part] = replace(
+                base, timeout=math.ceil(total), wall_timeout=total, memory_mb=max(base.memory_mb, 4096)
+            )
+    rule = (
+        f"max({policy.min_input_s:g} s, {policy.factor:g} x the reference's time)"
+        if policy.calibrated
+        else (f"{base.timeout:g} s (fixed)")
+    )
     info = {
-        "policy": f"per input: max({policy.min_input_s:g} s, {policy.factor:g} x the reference's time) (EvalPlus)",
+        "policy": f"per input: {rule} of wall time (EvalPlus); per input set: their sum (<= 60 s) + 2 s",
         **asdict(policy),
         "machine": machine_key(),
         "cache": str(path),
+        "limits_sha256": _digest(limits),
     }
     return limits, info
+
+
+def _usable(found: Any, p: Problem, part: str) -> bool:
+    """A cached or fresh oracle entry with one time and one expected output per input."""
+    return (
+        isinstance(found, dict)
+        and isinstance(found.get("expected"), str)
+        and isinstance(found.get("times"), list)
+        and len(found["times"]) == len(p.meta[f"{part}_input"])
+    )
 
 
 def _oracle_program(bench: Benchmark, p: Problem, part: str) -> str:

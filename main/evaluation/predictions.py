@@ -23,7 +23,7 @@ module reads such a folder and writes the one file the harness evaluates:
   `source` ("FILE:LINE"). The meta is the common fingerprint (decoding.seed: the list of seeds,
   decoding.n: the summed n) plus `merged_from`: each file with its sha256 and its meta's sha256.
 
-The output is byte-identical for the same inputs, so an interrupted evaluation resumes.
+The merged samples file is byte-identical for the same inputs, so an interrupted evaluation resumes.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def merge_prediction_dir(
     files = [read_prediction_file(p) for p in paths]
     check_formats(files)
     check_task_sets(folder, files)
+    check_no_repeats(files)
     if files[0].fmt == SEEDS:
         rows, meta = _merge_seeds(files, bench, data)
         n = per_task_n(rows)
@@ -315,6 +316,23 @@ def setting_differences(first: dict[str, Any], other: dict[str, Any]) -> list[st
         if isinstance(first.get(section), dict) and isinstance(other.get(section), dict):
             pairs += [(f"{section}.{k}", first[section].get(k), other[section].get(k)) for k in keys]
     return [f"{name} ({was!r} there, {now!r} here)" for name, was, now in pairs if was != now]
+
+
+def check_no_repeats(files: Sequence[PredictionFile]) -> None:
+    """Refuse a file copied into the folder twice, and a file that numbers one task's sample twice:
+    renumbering would count either as more samples (a larger n, a higher pass@k)."""
+    first: dict[str, str] = {}
+    for f in files:
+        digest = file_sha256(str(f.path))
+        if digest in first:
+            raise DataError(f.path, None, f"the same bytes as {first[digest]}: one run's samples would count twice")
+        first[digest] = f.path.name
+        seen: set[tuple[str, Any]] = set()
+        for line_no, row in f.rows:
+            key = (json.dumps(row.get("task_id")), row.get("sample"))
+            if row.get("sample") is not None and key in seen:
+                raise DataError(f.path, line_no, f"sample {row['sample']} of task {row['task_id']!r} again")
+            seen.add(key)
 
 
 def check_independent(files: Sequence[PredictionFile]) -> None:

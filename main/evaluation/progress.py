@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from data_generation.common.io import DataError
 from data_generation.common.jsonl_log import JsonlLog
@@ -22,6 +23,13 @@ from data_generation.common.sandbox.execution import Executor, Limits
 log = logging.getLogger(__name__)
 PROGRESS = "progress.jsonl"  # verdicts as they finish; gone once results.jsonl is written
 Verdict = tuple[bool, str]  # (passed, result)
+
+
+@dataclass(frozen=True)
+class Job:
+    program: Callable[[], str]  # built when submitted
+    limits: Limits
+    label: str  # the task, for logs and the retry count
 
 
 @dataclass
@@ -66,7 +74,7 @@ def _resume(progress: JsonlLog[Any], settings: dict[str, Any], n: int) -> dict[i
 
 def run_resumable(
     out: Path,
-    jobs: Sequence[tuple[str, Limits, str]],
+    jobs: Sequence[Job],
     settings: dict[str, Any],
     *,
     n_workers: int,
@@ -75,7 +83,8 @@ def run_resumable(
     retry: bool,
     desc: str,
 ) -> tuple[list[Verdict], RunStats]:
-    """A verdict per (program, its limits, a label for logs), each appended to PROGRESS as it ends."""
+    """A verdict per job, each appended to PROGRESS as it ends. At most 4 programs per worker are in
+    flight, so programs are built (and held) only shortly before they run."""
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -89,9 +98,11 @@ def run_resumable(
             finished: SimpleQueue = SimpleQueue()  # (index, is a retry, future), in the order they end
 
             def submit(i: int, again: bool) -> None:
-                executor.submit(jobs[i][0], jobs[i][1]).add_done_callback(lambda f: finished.put((i, again, f)))
+                future = executor.submit(jobs[i].program(), jobs[i].limits)
+                future.add_done_callback(lambda f: finished.put((i, again, f)))
 
-            for i in todo:
+            waiting = iter(todo)
+            for i in islice(waiting, 4 * n_workers):
                 submit(i, False)
             pending = len(todo)
             batch: list[dict[str, Any]] = []
@@ -106,10 +117,12 @@ def run_resumable(
                     result = future.result()
                     if retry and not again and hit_time_limit(result.result):
                         stats.retried += 1
-                        stats.retried_tasks.append(jobs[i][2])
+                        stats.retried_tasks.append(jobs[i].label)
                         submit(i, True)
                         continue
                     pending -= 1
+                    for j in islice(waiting, 1):  # one ended: the next one starts
+                        submit(j, False)
                     stats.passed_on_retry += again and result.passed
                     done[i] = (result.passed, result.result)
                     batch.append({"i": i, "passed": result.passed, "result": result.result})

@@ -308,7 +308,20 @@ def _seeds_file(path: Path) -> None:
     write_jsonl(path.with_name("generation.jsonl"), [{"task_id": "HumanEval/0", "completion": "x", "rank": 0}])
 
 
+def _sample_twice(path: Path) -> None:
+    rows = read_jsonl(path)
+    write_jsonl(path, [*rows, rows[0]])  # HumanEval/0's sample 0 once more
+
+
+def _copied(path: Path) -> None:
+    copy = path.with_name("run3.jsonl")
+    copy.write_bytes(path.with_name("run0.jsonl").read_bytes())
+    Path(f"{copy}.meta.json").write_bytes(Path(f"{path.with_name('run0.jsonl')}.meta.json").read_bytes())
+
+
 REFUSED = {
+    "repeated sample": (_sample_twice, "run2.jsonl:7: sample 0 of task 'HumanEval/0' again"),
+    "copied file": (_copied, "run3.jsonl: the same bytes as run0.jsonl"),
     "tasks": (_drop_task, "run2.jsonl: covers other tasks than run0.jsonl: 1 missing (first: 'HumanEval/2')"),
     "model": (
         lambda p: _change_meta(p, model="other-model"),

@@ -132,17 +132,14 @@ class _PlusMixin:
         # Samples generated for HumanEval record HumanEval's file: not a release of this benchmark.
         return DataChoice(dataset.get("path")) if dataset.get("name") == self.name else DataChoice()
 
-    def checks(self, problem: Problem, completion: str, full_program: bool) -> dict[str, str]:
-        """{"base": program, "plus": program}: the sample against each input set, once the oracle has
+    def check(self, problem: Problem, completion: str, full_program: bool, part: str) -> str:
+        """The program that runs the sample on the `part` ("base" or "plus") inputs, once the oracle has
         filled `problem.meta["oracle"]` (expected outputs and time limits)."""
         oracle = problem.meta.get("oracle")
         if not oracle:
             raise RuntimeError(f"{problem.task_id}: expected outputs not computed (main/evaluation/oracle.py)")
         code = self.solution_code(problem, completion, full_program)
-        return {
-            part: checking_program(code, problem.entry_point or "", self.dataset, problem.meta["atol"], oracle[part])
-            for part in ("base", "plus")
-        }
+        return checking_program(code, problem.entry_point or "", self.dataset, problem.meta["atol"], oracle[part])
 
     def solution_code(self, problem: Problem, completion: str, full_program: bool) -> str:
         return completion if full_program else problem.prompt + completion

@@ -190,12 +190,13 @@ def _matches(out, exp, inp, atol):
     return exact
 
 
-signal.signal(signal.SIGALRM, _alarm)
 _g = {{}}
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     exec(compile(_code, "<solution>", "exec"), _g)
 _fn = _g[_entry]
+_checked = 0
 for _i, _inp in enumerate(_inputs):
+    signal.signal(signal.SIGALRM, _alarm)  # per input, as EvalPlus: a sample's own handler does not last
     signal.setitimer(signal.ITIMER_REAL, _limits[_i])
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -206,6 +207,7 @@ for _i, _inp in enumerate(_inputs):
     _exact = _matches(_out, _exp, _inp, _atol)
     if _dataset == "humaneval" and _entry == "find_zero":
         assert abs(_poly(*_inp, _out)) <= _atol, "input " + str(_i)
+        _checked += 1
         continue
     if _atol == 0 and _is_floats(_exp):
         _atol = 1e-6  # from here on, as in EvalPlus (the tolerance stays for the later inputs)
@@ -216,6 +218,8 @@ for _i, _inp in enumerate(_inputs):
         assert np.allclose(_out, _exp, rtol=1e-07, atol=_atol), "input " + str(_i)
     else:
         assert _exact, "input " + str(_i)
+    _checked += 1
+assert _checked == {count}, "not every input was checked"  # a sample that emptied the input list fails
 """
 
 
@@ -230,6 +234,7 @@ def checking_program(code: str, entry_point: str, dataset: str, atol: float, par
         inputs=part["inputs"],
         expected=part["expected"],
         limits=list(part["limits"]),
+        count=len(part["limits"]),
         set_equal=MBPP_SET_EQUAL,
         not_none=MBPP_NOT_NONE,
     )

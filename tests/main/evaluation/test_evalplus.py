@@ -134,3 +134,39 @@ def test_a_reference_that_fails_its_inputs_is_bad_data(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 2 and "Mbpp/17: the reference solution fails on its plus inputs" in proc.stderr
+
+
+def test_new_inputs_are_never_judged_by_cached_outputs_and_each_input_set_has_its_own_limit(tmp_path: Path) -> None:
+    from data_generation.common.sandbox.execution import Limits
+    from main.evaluation.oracle import TimeoutPolicy, calibrate
+
+    bench = get_benchmark("mbpp_plus")
+    first = bench.load(DataChoice(source=str(RELEASES["mbpp_plus"])))
+    limits, _ = calibrate(bench, first, Limits(), TimeoutPolicy(), n_workers=2, allow_weak=False)
+    p17 = next(p for p in first if p.task_id == 17)
+    for part in ("base", "plus"):  # EvalPlus: each input set's process gets the sum of its inputs' limits + 2 s
+        assert limits[17, part].wall == min(60, sum(p17.meta["oracle"][part]["limits"])) + 2
+    changed = tmp_path / "MbppPlus.jsonl"
+    rows = [json.loads(line) for line in RELEASES["mbpp_plus"].read_text().splitlines()]
+    rows[2]["plus_input"] = [[7], [11], [13], [17], [19]]  # Mbpp/17 with other inputs, same everything else
+    changed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    second = bench.load(DataChoice(source=str(changed)))
+    calibrate(bench, second, Limits(), TimeoutPolicy(), n_workers=2, allow_weak=False)
+    q17 = next(p for p in second if p.task_id == 17)
+    assert len(q17.meta["oracle"]["plus"]["limits"]) == 5
+    assert q17.meta["oracle"]["plus"]["expected"] != p17.meta["oracle"]["plus"]["expected"]
+
+
+def test_a_sample_that_empties_the_input_list_fails(tmp_path: Path) -> None:
+    hack = "import sys\nsys._getframe(1).f_globals['_inputs'][:] = []\n\ndef square_perimeter(a):\n    return 0\n"
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(
+        json.dumps({"task_id": "Mbpp/17", "completion": hack, "completion_is_full_program": True}) + "\n"
+    )
+    bench = get_benchmark("mbpp_plus")
+    data = DataChoice(source=str(RELEASES["mbpp_plus"]))
+    problems = [p for p in bench.load(data) if p.task_id == 17]
+    config = EvalConfig(n_workers=1, ks=(1,))
+    evaluate(samples, problems, tmp_path / "o", config, benchmark="mbpp_plus", dataset=bench.describe(data))
+    row = json.loads((tmp_path / "o" / "results.jsonl").read_text())
+    assert not row["passed"] and not row["base_passed"] and "not every input was checked" in row["base_result"]

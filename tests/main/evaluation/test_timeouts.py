@@ -37,9 +37,9 @@ def test_limits_follow_the_references_and_loops_run_twice(tmp_path: Path, monkey
     assert t["retried"] == 2 and t["passed_on_retry"] == 0 and t["retried_tasks"] == ["HumanEval/0", "HumanEval/1"]
     assert metrics["num_passed"] == 2 and metrics["outcomes"]["timed out"] == 2
     cache = json.loads(Path(t["cache"]).read_text())
-    assert set(cache) == {"HumanEval/0", "HumanEval/1"} and all(0 < v < 1 for v in cache.values())
+    assert len(cache) == 2 and all(0 < v < 1 for v in cache.values())  # keyed by the program that ran
     # The same machine reuses its measurements: a planted value decides the limit next time.
-    Path(t["cache"]).write_text(json.dumps({"HumanEval/0": 1.0, "HumanEval/1": 1.0}))
+    Path(t["cache"]).write_text(json.dumps(dict.fromkeys(cache, 1.0)))
     limits, _ = oracle.calibrate(bench, problems, config.limits, config.timeouts, n_workers=1, allow_weak=False)
     assert {lim.timeout for lim in limits.values()} == {4.0}
 
