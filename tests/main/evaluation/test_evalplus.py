@@ -15,6 +15,7 @@ from data_generation.common.benchmarks import get_benchmark
 from data_generation.common.benchmarks.base import DataChoice
 from data_generation.common.io import DataError
 from main.evaluation.harness import EvalConfig, evaluate
+from scripts.bench.bench_evalplus import theirs as evalplus_verdicts
 from tests.paths import FIXTURES
 
 HERE = FIXTURES / "evalplus"
@@ -45,43 +46,6 @@ def test_the_loader_reads_the_release_schema_and_rebuilds_mbpp_types(tmp_path: P
         get_benchmark("mbpp_plus").load(DataChoice(source=str(broken)))
 
 
-def _evalplus_verdicts(name: str) -> list[tuple[bool, bool]]:
-    """(base passed, base and plus passed) per sample, from evalplus's own functions."""
-    from evalplus.data.mbpp import mbpp_deserialize_inputs
-    from evalplus.eval import PASS, untrusted_check
-    from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
-    from evalplus.gen.util import trusted_exec
-
-    dataset = name.split("_")[0]
-    problems = {}
-    for line in RELEASES[name].read_text().splitlines():
-        p = json.loads(line)
-        for part in ("base_input", "plus_input"):
-            if dataset == "mbpp":
-                p[part] = mbpp_deserialize_inputs(p["task_id"], p[part])
-        problems[p["task_id"]] = p
-    out = []
-    for line in (HERE / f"{name}_samples.jsonl").read_text().splitlines():
-        sample = json.loads(line)
-        p = problems[sample["task_id"]]
-        code = sample["completion"] if sample.get("completion_is_full_program") else p["prompt"] + sample["completion"]
-        stats = []
-        for part in ("base_input", "plus_input"):
-            expected, times = trusted_exec(
-                p["prompt"] + p["canonical_solution"],
-                p[part],
-                p["entry_point"],
-                record_time=True,
-                output_not_none=p["entry_point"] in MBPP_OUTPUT_NOT_NONE_TASKS,
-            )
-            stat, _ = untrusted_check(
-                dataset, code, p[part], p["entry_point"], expected, p["atol"], times, fast_check=True
-            )
-            stats.append(stat == PASS)
-        out.append((stats[0], stats[0] and stats[1]))
-    return out
-
-
 @pytest.mark.parametrize("name", ["humaneval_plus", "mbpp_plus"])
 def test_verdicts_equal_evalplus_sample_for_sample(name: str, tmp_path: Path) -> None:
     bench = get_benchmark(name)
@@ -92,7 +56,7 @@ def test_verdicts_equal_evalplus_sample_for_sample(name: str, tmp_path: Path) ->
         samples, bench.load(data), tmp_path / "out", config, benchmark=name, dataset=bench.describe(data)
     )
     ours = [(row["base_passed"], row["passed"]) for row in map(json.loads, (tmp_path / "out" / "results.jsonl").open())]
-    theirs = _evalplus_verdicts(name)
+    theirs, _ = evalplus_verdicts(name, samples, workers=2)  # evalplus's own trusted_exec + untrusted_check
     tasks = [json.loads(line)["task_id"] for line in samples.read_text().splitlines()]
     # EvalPlus 0.3.1 fails every HumanEval/32 sample, the reference included: its find_zero oracle
     # `continue`s past the progress counter, so untrusted_check sees fewer results than inputs. We
