@@ -164,18 +164,16 @@ def _plus(
     """Limits per (task id, "base" | "plus"): each input set is its own program, as in EvalPlus."""
     path = _cache_path("evalplus", bench.name)
     cached = _load_cache(path)
-    keys = {(p.task_id, part): _key(_oracle_program(bench, p, part)) for p in problems for part in ("base", "plus")}
-    todo = [
-        (p, part)
-        for p in problems
-        for part in ("base", "plus")
-        if not _usable(cached.get(keys[p.task_id, part]), p, part)
-    ]
+    # Each input set is pickled once: the same text is the oracle program's input, its cache key's and
+    # the checking programs' (MBPP+ input sets run to megabytes).
+    encoded = {(p.task_id, part): encode_inputs(p.meta[f"{part}_input"]) for p, part in _sets(problems)}
+    programs = {(p.task_id, part): _oracle_program(bench, p, encoded[p.task_id, part]) for p, part in _sets(problems)}
+    keys = {job: _key(program) for job, program in programs.items()}
+    todo = [(p, part) for p, part in _sets(problems) if not _usable(cached.get(keys[p.task_id, part]), p, part)]
     if todo:
         log.info("computing expected outputs for %d input sets (reference solutions, cached per machine)", len(todo))
         with Executor(n_workers, _reference_limits(base), allow_weak=allow_weak) as ex:
-            programs = (_oracle_program(bench, p, part) for p, part in todo)
-            for (p, part), r in zip(todo, ex.map(programs)):
+            for (p, part), r in zip(todo, ex.map(programs[p.task_id, part] for p, part in todo)):
                 found = read_oracle(r.output) if r.passed else None
                 if not _usable(found, p, part):
                     why = f"{bench.task_name(p)}: the reference solution fails on its {part} inputs: {r.result}"
@@ -192,7 +190,7 @@ def _plus(
             else:
                 per_input = [base.timeout] * len(found["times"])
             p.meta["oracle"][part] = {
-                "inputs": encode_inputs(p.meta[f"{part}_input"]),
+                "inputs": encoded[p.task_id, part],
                 "expected": found["expected"],
                 "limits": per_input,
             }
@@ -225,7 +223,11 @@ def _usable(found: Any, p: Problem, part: str) -> bool:
     )
 
 
-def _oracle_program(bench: Benchmark, p: Problem, part: str) -> str:
+def _sets(problems: Sequence[Problem]) -> list[tuple[Problem, str]]:
+    return [(p, part) for p in problems for part in ("base", "plus")]
+
+
+def _oracle_program(bench: Benchmark, p: Problem, inputs: str) -> str:
     code = p.meta["release_prompt"] + p.reference
     not_none = getattr(bench, "dataset", "") == "mbpp" and p.entry_point in MBPP_NOT_NONE
-    return oracle_program(code, p.entry_point or "", p.meta[f"{part}_input"], not_none=not_none)
+    return oracle_program(code, p.entry_point or "", inputs, not_none=not_none)

@@ -111,11 +111,10 @@ os.write(_out, ({marker!r} + json.dumps({{"times": _times, "expected": _blob}}) 
 ORACLE_MARKER = "@@codecapy-oracle@@"
 
 
-def oracle_program(reference: str, entry_point: str, inputs: list, *, not_none: bool) -> str:
-    """The program that prints `ORACLE_MARKER` + {"times": [...], "expected": base64 pickle}."""
-    return _ORACLE.format(
-        code=reference, entry=entry_point, not_none=not_none, inputs=_b64(inputs), marker=ORACLE_MARKER
-    )
+def oracle_program(reference: str, entry_point: str, inputs: str, *, not_none: bool) -> str:
+    """The program that prints `ORACLE_MARKER` + {"times": [...], "expected": base64 pickle}; `inputs`
+    as `encode_inputs` gives them."""
+    return _ORACLE.format(code=reference, entry=entry_point, not_none=not_none, inputs=inputs, marker=ORACLE_MARKER)
 
 
 def read_oracle(output: str) -> dict[str, Any] | None:
